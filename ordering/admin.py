@@ -1,0 +1,88 @@
+import uuid
+
+from django.contrib import admin, messages
+
+from . import services
+from .errors import OrderNotCancelable
+from .models import Order, OrderEvent
+
+
+class OrderEventInline(admin.TabularInline):
+    model = OrderEvent
+    fields = ["version", "from_status", "to_status", "cause", "message_id", "at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["version"]
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    """Orders are read here and changed only through the state machine (the cancel action)."""
+
+    list_display = [
+        "id",
+        "buyer",
+        "product_name",
+        "quantity",
+        "total",
+        "currency",
+        "status",
+        "created_at",
+    ]
+    list_filter = ["status", "currency", "created_at"]
+    search_fields = ["buyer__username", "buyer__email", "product_name"]
+    list_select_related = ["buyer"]
+    date_hierarchy = "created_at"
+    readonly_fields = [
+        "id",
+        "buyer",
+        "product_name",
+        "quantity",
+        "unit_price",
+        "currency",
+        "total",
+        "status",
+        "failed_from",
+        "version",
+        "idempotency_key",
+        "created_at",
+        "updated_at",
+    ]
+    inlines = [OrderEventInline]
+    actions = ["cancel_orders"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # orders come in through the API, which validates and publishes them
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # an accepted order is never lost, not even by a click
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            order_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return queryset, may_have_duplicates
+        return queryset | self.model.objects.filter(pk=order_id), may_have_duplicates
+
+    @admin.action(description="Cancel selected orders (PENDING only)", permissions=["change"])
+    def cancel_orders(self, request, queryset) -> None:
+        canceled, refused = 0, []
+        for order_id in queryset.values_list("pk", flat=True):
+            try:
+                services.cancel_order(order_id=order_id, actor=request.user)
+                canceled += 1
+            except OrderNotCancelable:
+                refused.append(str(order_id))
+        if canceled:
+            self.message_user(request, f"Canceled {canceled} order(s).", messages.SUCCESS)
+        if refused:
+            self.message_user(
+                request,
+                f"Not canceled, no longer PENDING: {', '.join(refused)}.",
+                messages.WARNING,
+            )

@@ -1,0 +1,73 @@
+import re
+
+from django.urls import reverse
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from .. import selectors, services
+from ..models import MAX_IDEMPOTENCY_KEY_LENGTH
+from .filters import OrderFilter
+from .serializers import OrderCreateInputSerializer, OrderDetailSerializer, OrderSerializer
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(rf"[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}")
+UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
+class OrderViewSet(viewsets.GenericViewSet):
+    """Orders of the signed-in buyer (all orders for staff)."""
+
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+    lookup_value_regex = UUID_PATTERN
+
+    def get_queryset(self):
+        return selectors.orders_visible_to(user=self.request.user)
+
+    def list(self, request: Request) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(OrderSerializer(page, many=True).data)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        order = selectors.order_for(user=request.user, order_id=pk)
+        return Response(OrderDetailSerializer(order).data)
+
+    def create(self, request: Request) -> Response:
+        payload = OrderCreateInputSerializer(data=request.data)
+        payload.is_valid(raise_exception=True)
+        result = services.create_order(
+            buyer=request.user,
+            idempotency_key=_idempotency_key(request),
+            **payload.validated_data,
+        )
+        location = request.build_absolute_uri(reverse("order-detail", args=[result.order.pk]))
+        return Response(
+            OrderSerializer(result.order).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+            headers={"Location": location},
+        )
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request: Request, pk: str) -> Response:
+        order = selectors.order_for(user=request.user, order_id=pk)
+        order = services.cancel_order(order_id=order.pk, actor=request.user)
+        return Response(OrderSerializer(order).data)
+
+
+def _idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not IDEMPOTENCY_KEY_PATTERN.fullmatch(key):
+        raise ValidationError(
+            {
+                "Idempotency-Key": [
+                    f"Must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters "
+                    "without spaces (a UUID is a good choice)."
+                ]
+            },
+            code="invalid",
+        )
+    return key

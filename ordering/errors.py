@@ -1,0 +1,15 @@
+"""Errors of the ordering domain; the API maps them to HTTP codes in config/exceptions.py."""
+
+from messaging.errors import ApplicationError
+
+
+class OrderNotFound(ApplicationError):
+    """No order with that id exists, or the caller may not see it."""
+
+
+class OrderNotCancelable(ApplicationError):
+    """The buyer asked to cancel an order that is no longer PENDING."""
+
+
+class IdempotencyKeyReused(ApplicationError):
+    """An Idempotency-Key was sent again with a different order body."""

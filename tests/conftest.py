@@ -1,0 +1,44 @@
+"""Shared fixtures. The suite runs on real PostgreSQL: it refuses to start on anything else."""
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from .factories import UserFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if "postgresql" not in engine:
+        raise pytest.UsageError(
+            f"The test suite needs PostgreSQL, but DATABASE_URL points at {engine}. "
+            "Run scripts/test.sh, which finds or starts PostgreSQL and RabbitMQ, "
+            "or set DATABASE_URL=postgres://..."
+        )
+
+
+@pytest.fixture
+def buyer(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def other_buyer(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(is_staff=True)
+
+
+@pytest.fixture
+def api_client() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def buyer_client(buyer) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(buyer)
+    return client
