@@ -151,6 +151,13 @@ LOGGING = {
     },
 }
 
+# Celery reads the CELERY_* names below (config/celery.py). JSON only: pickle would let a
+# message run code.
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = TIME_ZONE
+
 if USES_SQLITE:
     logging.getLogger("config").warning(
         "Running on SQLite (DATABASE_URL is not set): fine for a look around, but it has no "
