@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The project's one test command, locally and in CI: scripts/test.sh [pytest args...]
+# Sets up the virtualenv, finds (or starts) PostgreSQL and RabbitMQ, then runs pytest from the repo root.
+#   VENV                            virtualenv to create or reuse (default: .venv in the repo root)
+#   DATABASE_URL, CELERY_BROKER_URL used as given when set
+#   ORDERFLOW_THROWAWAY_SERVICES=1  start private servers even when the local ones answer
+#   ORDERFLOW_SERVICE_BIN_DIRS      colon-separated dirs to search for initdb/rabbitmq-server
+# Exits with pytest's exit code, or 2 when no database or broker can be had.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+VENV=${VENV:-$ROOT/.venv}
+# shellcheck source=scripts/lib/services.sh
+source "$ROOT/scripts/lib/services.sh"
+
+trap cleanup_services EXIT
+trap 'exit 130' INT  # exiting runs the EXIT trap, which stops what we started
+trap 'exit 143' TERM
+
+ensure_venv() {
+  if ! "$VENV/bin/python" -c '' 2>/dev/null; then
+    local clear=()
+    [ -f "$VENV/pyvenv.cfg" ] && clear=(--clear)  # a broken venv (e.g. its python moved): rebuild it
+    note "creating virtualenv $VENV"
+    python3 -m venv "${clear[@]}" "$VENV"
+  fi
+  # Reinstall only when a requirements file changed since the last successful install.
+  local stamp="$VENV/.orderflow-requirements.sha256" sums
+  sums=$(sha256sum requirements.txt requirements-dev.txt)
+  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sums" ] && return 0
+  note "installing requirements-dev.txt into $VENV"
+  # This machine's pip config names a local index that may not exist; its warning is noise.
+  if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 |
+    { grep -v "^WARNING: Location '.*' is ignored" || true; } >&2; then
+    die 1 "pip install -r requirements-dev.txt failed"
+  fi
+  echo "$sums" >"$stamp"
+}
+
+throwaway_forced() { [ "${ORDERFLOW_THROWAWAY_SERVICES:-0}" = 1 ]; }
+
+choose_database() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    DB_ORIGIN="from DATABASE_URL"
+  elif ! throwaway_forced && postgres_answers 127.0.0.1 5432; then
+    # pytest-django creates test_orderflow via the 'postgres' database, so orderflow need not exist.
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/orderflow DB_ORIGIN="local server"
+  else
+    start_throwaway_postgres
+    DB_ORIGIN="throwaway server"
+  fi
+}
+
+choose_broker() {
+  if [ -n "${CELERY_BROKER_URL:-}" ]; then
+    BROKER_ORIGIN="from CELERY_BROKER_URL"
+  elif ! throwaway_forced && amqp_answers 127.0.0.1 5672; then
+    CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//" BROKER_ORIGIN="local server"
+  else
+    start_throwaway_rabbitmq
+    BROKER_ORIGIN="throwaway server"
+  fi
+}
+
+ensure_venv
+choose_database
+choose_broker
+export DATABASE_URL CELERY_BROKER_URL
+# Tests run with DEBUG off, like production, which needs a key; this one signs nothing real.
+export SECRET_KEY=${SECRET_KEY:-orderflow-tests-only-not-a-secret}
+note "database $(hide_password "$DATABASE_URL") ($DB_ORIGIN), broker $(hide_password "$CELERY_BROKER_URL") ($BROKER_ORIGIN)"
+"$VENV/bin/python" -m pytest "$@"
