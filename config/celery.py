@@ -1,11 +1,39 @@
-"""The Celery app, configured from Django settings (the CELERY_* names)."""
+"""The Celery app: configured from Django settings (CELERY_* names), queues and routes here."""
 
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("orderflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
+
+
+class DeclareTopology(bootsteps.StartStopStep):
+    """Declare the dead-letter queue before the worker starts consuming work queues.
+
+    A queue whose dead-letter exchange does not exist drops what it dead-letters.
+    """
+
+    requires = {"celery.worker.consumer.connection:Connection"}
+
+    def start(self, consumer) -> None:
+        from messaging.topology import declare_topology
+
+        declare_topology(consumer.connection)
+
+
+app.steps["consumer"].add(DeclareTopology)
+
+
+@app.on_after_configure.connect
+def _configure_queues(sender: Celery, **kwargs) -> None:
+    from messaging.topology import work_queues
+
+    sender.conf.task_queues = work_queues()
+    # Tasks are named "<queue>.<step>": fraud.screen_order, billing.charge_order.
+    sender.conf.task_routes = {f"{queue.name}.*": {"queue": queue.name} for queue in work_queues()}
+
+
 app.autodiscover_tasks()

@@ -5,6 +5,7 @@ block below; the defaults serve development. README.md has a row for every varia
 """
 
 import logging
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -28,6 +29,23 @@ CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL",
     default=env.str("CLOUDAMQP_URL", default="amqp://guest:guest@127.0.0.1:5672//"),
 )
+# Seconds to wait for the broker when connecting; the API never waits longer than this.
+BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
+# Deliveries of one message before RabbitMQ dead-letters it (x-delivery-limit).
+BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=5)
+# Retries of a transient failure: exponential backoff from RETRY_BASE_SECONDS, capped at
+# RETRY_MAX_SECONDS, with full jitter; RETRY_MAX_ATTEMPTS tries in all, then a dead letter.
+RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=2)
+RETRY_MAX_SECONDS = env.int("RETRY_MAX_SECONDS", default=300)
+RETRY_MAX_ATTEMPTS = env.int("RETRY_MAX_ATTEMPTS", default=8)
+# Fraud rules: an order total above this, or more orders than this by one buyer in an hour.
+FRAUD_MAX_ORDER_AMOUNT = Decimal(env.str("FRAUD_MAX_ORDER_AMOUNT", default="10000"))
+FRAUD_MAX_ORDERS_PER_HOUR = env.int("FRAUD_MAX_ORDERS_PER_HOUR", default=20)
+# Billing: the gateway class (dotted path) and the fake gateway's behaviour.
+BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="billing.gateway.FakeGateway")
+BILLING_FAKE_DECLINE_OVER = Decimal(env.str("BILLING_FAKE_DECLINE_OVER", default="5000"))
+BILLING_FAKE_FAILURE_RATE = env.float("BILLING_FAKE_FAILURE_RATE", default=0.0)
+BILLING_FAKE_LATENCY_MS = env.int("BILLING_FAKE_LATENCY_MS", default=0)
 # ISO 4217 code given to an order that names no currency.
 ORDER_DEFAULT_CURRENCY = env.str("ORDER_DEFAULT_CURRENCY", default="EUR")
 # The ISO 4217 codes the shop accepts (all with two decimal places, like unit prices).
@@ -64,6 +82,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "django_celery_results",
     "messaging",
     "ordering",
     "fraud",
@@ -104,6 +123,10 @@ DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 USES_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+if USES_SQLITE:
+    # Take the write lock when a transaction starts, and wait for it, so the worker, relay
+    # and web processes queue up instead of failing with "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -157,6 +180,32 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
+# Ack after the task ran, redeliver when its process dies, and take one message at a time,
+# so a killed worker loses nothing and holds back nothing.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A task that fails for good is rejected (dead-lettered), never acked and forgotten.
+CELERY_TASK_ACKS_ON_FAILURE = False
+CELERY_TASK_ACKS_ON_TIMEOUT = False
+# The broker confirms every publish; the outbox marks a row published only after that.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # Development without a broker server (scripts/run.sh): messages are files under var/.
+    _broker_dir = str(BASE_DIR / "var" / "broker")
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": _broker_dir,
+        "data_folder_out": _broker_dir,
+    }
+CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECTION_TIMEOUT
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Tasks running when the broker connection drops are canceled: their messages go back to
+# the queue (acks_late) instead of finishing with nobody able to ack them.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Retries wait in RabbitMQ (native delayed delivery needs the quorum type named here).
+CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_RESULT_EXTENDED = True
 
 if USES_SQLITE:
     logging.getLogger("config").warning(

@@ -10,3 +10,11 @@ class ApplicationError(Exception):
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
+
+
+class TransientError(ApplicationError):
+    """Worth retrying: the cause (a timeout, an outage) may be gone next time."""
+
+
+class PermanentError(ApplicationError):
+    """Retrying cannot help: the message is wrong or refers to nothing. It is dead-lettered."""

@@ -1,9 +1,9 @@
 """Errors of the ordering domain; the API maps them to HTTP codes in config/exceptions.py."""
 
-from messaging.errors import ApplicationError
+from messaging.errors import ApplicationError, PermanentError
 
 
-class OrderNotFound(ApplicationError):
+class OrderNotFound(PermanentError):
     """No order with that id exists, or the caller may not see it."""
 
 

@@ -1,12 +1,28 @@
 """Reads of orders, scoped to who is asking."""
 
 import uuid
+from datetime import datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
 from .errors import OrderNotFound
 from .models import Order
+
+
+def get_order(*, order_id: uuid.UUID) -> Order:
+    """An order by id, for the pipeline's steps; OrderNotFound when there is none."""
+    order = Order.objects.filter(pk=order_id).first()
+    if order is None:
+        raise OrderNotFound(f"Order {order_id} does not exist.", extra={"order_id": str(order_id)})
+    return order
+
+
+def count_orders_by_buyer(*, buyer_id: int, placed_after: datetime, placed_until: datetime) -> int:
+    """How many orders a buyer placed in (placed_after, placed_until]."""
+    return Order.objects.filter(
+        buyer_id=buyer_id, created_at__gt=placed_after, created_at__lte=placed_until
+    ).count()
 
 
 def orders_visible_to(*, user: AbstractBaseUser) -> QuerySet[Order]:

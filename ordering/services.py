@@ -8,6 +8,8 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from messaging import outbox
+
 from .errors import IdempotencyKeyReused, OrderNotCancelable, OrderNotFound
 from .models import Order, OrderEvent
 from .state_machine import OrderStatus, can_transition
@@ -82,7 +84,8 @@ def create_order(
     currency: str,
     idempotency_key: str | None = None,
 ) -> CreateResult:
-    """Accept an order as PENDING, with its first history event, in one transaction.
+    """Accept an order as PENDING, with its first history event and its fraud-screening
+    message, in one transaction; the message is published after commit.
 
     With an `idempotency_key`, a repeat of the same order returns the existing one
     (`created=False`); the same key with a different order raises IdempotencyKeyReused.
@@ -108,6 +111,7 @@ def create_order(
             OrderEvent.objects.create(
                 order=order, to_status=order.status, cause="created", version=order.version
             )
+            outbox.enqueue(task_name="fraud.screen_order", kwargs={"order_id": str(order.id)})
     except IntegrityError:
         # Two requests with one key raced and the other committed first.
         existing = idempotency_key and _order_with_key(buyer=buyer, key=idempotency_key)

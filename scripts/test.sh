@@ -13,30 +13,12 @@ cd "$ROOT"
 VENV=${VENV:-$ROOT/.venv}
 # shellcheck source=scripts/lib/services.sh
 source "$ROOT/scripts/lib/services.sh"
+# shellcheck source=scripts/lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
 
 trap cleanup_services EXIT
 trap 'exit 130' INT  # exiting runs the EXIT trap, which stops what we started
 trap 'exit 143' TERM
-
-ensure_venv() {
-  if ! "$VENV/bin/python" -c '' 2>/dev/null; then
-    local clear=()
-    [ -f "$VENV/pyvenv.cfg" ] && clear=(--clear)  # a broken venv (e.g. its python moved): rebuild it
-    note "creating virtualenv $VENV"
-    python3 -m venv "${clear[@]}" "$VENV"
-  fi
-  # Reinstall only when a requirements file changed since the last successful install.
-  local stamp="$VENV/.orderflow-requirements.sha256" sums
-  sums=$(sha256sum requirements.txt requirements-dev.txt)
-  [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$sums" ] && return 0
-  note "installing requirements-dev.txt into $VENV"
-  # This machine's pip config names a local index that may not exist; its warning is noise.
-  if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt 2>&1 |
-    { grep -v "^WARNING: Location '.*' is ignored" || true; } >&2; then
-    die 1 "pip install -r requirements-dev.txt failed"
-  fi
-  echo "$sums" >"$stamp"
-}
 
 throwaway_forced() { [ "${ORDERFLOW_THROWAWAY_SERVICES:-0}" = 1 ]; }
 
@@ -63,7 +45,7 @@ choose_broker() {
   fi
 }
 
-ensure_venv
+ensure_venv requirements-dev.txt
 choose_database
 choose_broker
 export DATABASE_URL CELERY_BROKER_URL

@@ -4,7 +4,7 @@
 
 PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT=""
 
-note() { echo "test.sh: $*" >&2; }
+note() { echo "${0##*/}: $*" >&2; }
 die() { local code=$1; shift; note "$*"; exit "$code"; }
 hide_password() { sed -E 's#(://[^:/@]*):[^@/]*@#\1:***@#' <<<"$1"; }
 

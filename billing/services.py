@@ -1,0 +1,86 @@
+"""Billing: charge an APPROVED order once and move it to PROCESSED or PAYMENT_FAILED."""
+
+import logging
+import uuid
+
+from django.db import transaction
+from django.db.models import F
+
+from messaging.errors import TransientError
+from messaging.idempotency import already_applied, claim_message
+from ordering import selectors as order_selectors
+from ordering import services as order_services
+from ordering.state_machine import OrderStatus, can_transition
+
+from .errors import PaymentDeclined
+from .gateway import get_gateway
+from .models import Charge
+
+logger = logging.getLogger(__name__)
+
+CONSUMER = "billing.charge_order"
+
+
+def charge(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    """Charge an APPROVED order: APPROVED -> PROCESSED, or PAYMENT_FAILED when declined.
+
+    The gateway is called outside any transaction (it is a remote service) with the order
+    id as idempotency key, so a retry, a redelivery or a replay never charges twice. A
+    duplicate message, or an order that is not APPROVED, changes nothing.
+    """
+    if already_applied(consumer=CONSUMER, message_id=message_id):
+        logger.info("duplicate message ignored: order=%s message=%s", order_id, message_id)
+        return
+    order = order_selectors.get_order(order_id=order_id)
+    if not can_transition(current=order.status, to=OrderStatus.PROCESSED):
+        logger.info("order=%s is %s, not charged (message=%s)", order_id, order.status, message_id)
+        return
+
+    charge_row, _ = Charge.objects.get_or_create(
+        order_id=order.id, defaults={"amount": order.total, "currency": order.currency}
+    )
+    Charge.objects.filter(pk=charge_row.pk).update(attempts=F("attempts") + 1)
+    try:
+        result = get_gateway().charge(
+            idempotency_key=str(order.id),
+            amount=charge_row.amount,
+            currency=charge_row.currency,
+            order_ref=str(order.id),
+        )
+    except PaymentDeclined as declined:
+        _settle(
+            order_id, message_id, to=OrderStatus.PAYMENT_FAILED, decline_reason=declined.message
+        )
+        return
+    except TransientError as error:
+        Charge.objects.filter(pk=charge_row.pk).update(last_error=str(error)[:2000])
+        raise
+    _settle(order_id, message_id, to=OrderStatus.PROCESSED, reference=result.reference)
+
+
+def _settle(
+    order_id: uuid.UUID,
+    message_id: uuid.UUID,
+    *,
+    to: OrderStatus,
+    reference: str = "",
+    decline_reason: str = "",
+) -> None:
+    with transaction.atomic():
+        if not claim_message(consumer=CONSUMER, message_id=message_id):
+            return
+        result = order_services.transition(
+            order_id=order_id,
+            to=to,
+            cause=f"billing: {decline_reason or 'charged ' + reference}",
+            message_id=message_id,
+        )
+        if result.applied:
+            Charge.objects.filter(order_id=order_id).update(
+                status=Charge.Status.SUCCEEDED
+                if to == OrderStatus.PROCESSED
+                else Charge.Status.DECLINED,
+                gateway_reference=reference,
+                decline_reason=decline_reason[:255],
+                last_error="",
+            )

@@ -1,0 +1,76 @@
+"""The transactional outbox: store a message with the change, publish it after commit.
+
+`enqueue()` writes the row inside the caller's transaction, so a message exists exactly when
+its cause was committed. Publishing happens after commit and again from the relay for
+anything left unpublished (broker down, process killed); the row id is the task id, so a
+message published twice is the same message and consumers apply it once.
+"""
+
+import logging
+import uuid
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from .broker import BROKER_ERRORS, send_message
+from .models import OutboxMessage
+
+logger = logging.getLogger(__name__)
+
+
+def enqueue(*, task_name: str, kwargs: dict, headers: dict | None = None) -> OutboxMessage:
+    """Store a message in the current transaction; it is published once that commits."""
+    message = OutboxMessage.objects.create(
+        task_name=task_name, kwargs=kwargs, headers=headers or {}
+    )
+    transaction.on_commit(lambda: publish_pending(ids=[message.id]), robust=True)
+    return message
+
+
+def publish_pending(
+    *, ids: Iterable[uuid.UUID] | None = None, limit: int = 100, min_age: timedelta | None = None
+) -> int:
+    """Publish unpublished outbox rows (all, or those in `ids`); return how many went out.
+
+    Rows are locked with SKIP LOCKED, so the after-commit path and any number of relays
+    never publish one row at the same time. A broker error stops the batch: the rows stay
+    unpublished, with the error recorded, for the relay to try again.
+    """
+    with transaction.atomic():
+        pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
+            published_at__isnull=True
+        )
+        if ids is not None:
+            pending = pending.filter(id__in=list(ids))
+        if min_age is not None:
+            pending = pending.filter(created_at__lte=timezone.now() - min_age)
+        batch = list(pending.order_by("created_at")[:limit])
+        if not batch:
+            return 0
+
+        published: list[uuid.UUID] = []
+        for message in batch:
+            try:
+                send_message(
+                    task_name=message.task_name,
+                    message_id=message.id,
+                    kwargs=message.kwargs,
+                    headers=message.headers,
+                )
+            except BROKER_ERRORS as error:
+                logger.warning(
+                    "outbox publish failed, left for the relay: message=%s task=%s error=%s",
+                    message.id,
+                    message.task_name,
+                    error,
+                )
+                OutboxMessage.objects.filter(pk=message.pk).update(
+                    attempts=message.attempts + 1, last_error=str(error)[:2000]
+                )
+                break
+            published.append(message.id)
+
+        OutboxMessage.objects.filter(id__in=published).update(published_at=timezone.now())
+    return len(published)
