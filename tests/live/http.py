@@ -1,0 +1,52 @@
+"""A small HTTP client for the live web process (stdlib only)."""
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: object
+
+
+class ApiClient:
+    def __init__(self, base_url: str, token: str | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+
+    def get(self, path: str) -> Response:
+        return self.request("GET", path)
+
+    def post(self, path: str, body: object = None, headers: dict | None = None) -> Response:
+        return self.request("POST", path, body, headers)
+
+    def request(
+        self, method: str, path: str, body: object = None, headers: dict | None = None
+    ) -> Response:
+        all_headers = {"Accept": "application/json", **(headers or {})}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            all_headers["Content-Type"] = "application/json"
+        if self.token:
+            all_headers["Authorization"] = f"Token {self.token}"
+        request = urllib.request.Request(  # noqa: S310 - a local test server
+            self.base_url + path, data=data, method=method, headers=all_headers
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:  # noqa: S310
+                return _response(reply.status, reply.headers, reply.read())
+        except urllib.error.HTTPError as error:
+            return _response(error.code, error.headers, error.read())
+
+
+def _response(status: int, headers, raw: bytes) -> Response:
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode(errors="replace")
+    return Response(status=status, headers=dict(headers.items()), body=body)

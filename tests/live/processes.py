@@ -1,0 +1,79 @@
+"""The project's real processes (web, worker, relay) started as subprocesses for tests."""
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+class ManagedProcess:
+    """One subprocess, its output in test-artifacts/<name>.log, stopped for sure at the end."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.log_path = ARTIFACTS / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "ManagedProcess":
+        ARTIFACTS.mkdir(exist_ok=True)
+        self._log = self.log_path.open("ab")
+        self._log.write(f"\n=== start {' '.join(self.argv)}\n".encode())
+        self._log.flush()
+        self._offset = self.log_path.stat().st_size
+        self.process = subprocess.Popen(  # noqa: S603 - our own commands
+            self.argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so stop() reaches its children
+        )
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def output(self) -> str:
+        """What the process wrote since its last start."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._offset)
+            return log.read().decode(errors="replace")
+
+    def wait_for_output(self, pattern: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if re.search(pattern, self.output()):
+                return
+            if not self.running:
+                raise RuntimeError(f"{self.name} exited early:\n{self.output()[-3000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name}: no {pattern!r} in {timeout}s:\n{self.output()[-3000:]}")
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is None:
+            return
+        if self.running:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        self._log.close()
+
+
+def python_argv(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def venv_bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)

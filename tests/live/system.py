@@ -1,0 +1,153 @@
+"""Start the real system for a test session: web (gunicorn), worker (celery), relay.
+
+Web and relay reach the broker through a TcpProxy, so a test can take the broker away from
+them (and bring it back) without touching the RabbitMQ other processes use.
+"""
+
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from kombu.utils.url import parse_url
+
+from .broker import reset_topology
+from .processes import ManagedProcess, python_argv, venv_bin
+from .proxy import TcpProxy
+
+
+def database_url(settings_dict: dict) -> str:
+    user = quote(settings_dict["USER"] or "")
+    password = quote(settings_dict["PASSWORD"] or "")
+    host = settings_dict["HOST"] or "127.0.0.1"
+    port = settings_dict["PORT"] or 5432
+    return f"postgres://{user}:{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+def via_proxy(broker_url: str, proxy: TcpProxy) -> str:
+    parts = parse_url(broker_url)
+    vhost = quote(parts["virtual_host"] or "/", safe="")
+    return f"amqp://{parts['userid']}:{parts['password']}@127.0.0.1:{proxy.port}/{vhost}"
+
+
+def process_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": db_url,
+        "CELERY_BROKER_URL": broker_url,
+        "SECRET_KEY": os.environ.get("SECRET_KEY", "orderflow-tests-only"),
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "LOG_LEVEL": "INFO",
+        # Short waits, so retries and outages play out within a test.
+        "RETRY_BASE_SECONDS": "1",
+        "RETRY_MAX_SECONDS": "2",
+        "BROKER_CONNECTION_TIMEOUT": "0.5",
+        **extra,
+    }
+
+
+@dataclass
+class LiveSystem:
+    db_url: str
+    broker_url: str
+    proxy: TcpProxy
+    web: ManagedProcess
+    worker: ManagedProcess
+    relay: ManagedProcess
+    base_url: str
+
+    @classmethod
+    def start(cls, *, db_url: str, broker_url: str) -> "LiveSystem":
+        reset_topology(broker_url)
+        proxy = TcpProxy(_host_port(broker_url)).start()
+        proxied = via_proxy(broker_url, proxy)
+        port = _free_port()
+        system = cls(
+            db_url=db_url,
+            broker_url=broker_url,
+            proxy=proxy,
+            worker=ManagedProcess(
+                "worker",
+                [
+                    venv_bin("celery"),
+                    "-A",
+                    "config",
+                    "worker",
+                    "--queues",
+                    "fraud,billing",
+                    "--concurrency",
+                    "2",
+                    "--hostname",
+                    "itest@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel",
+                    "INFO",
+                ],
+                process_env(db_url, broker_url),
+            ),
+            web=ManagedProcess(
+                "web",
+                [
+                    venv_bin("gunicorn"),
+                    "config.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--access-logfile",
+                    "-",
+                ],
+                process_env(db_url, proxied),
+            ),
+            relay=ManagedProcess(
+                "relay",
+                python_argv("manage.py", "relay_outbox", "--interval", "0.2", "--min-age", "0.5"),
+                process_env(db_url, proxied),
+            ),
+            base_url=f"http://127.0.0.1:{port}",
+        )
+        try:
+            for process in (system.worker, system.web, system.relay):
+                process.start()
+            system.worker.wait_for_output(r"ready\.", timeout=60)
+            system.relay.wait_for_output("relay started")
+            _wait_for_http(system.base_url + "/api/orders/")
+        except BaseException:
+            system.stop()
+            raise
+        return system
+
+    def stop(self) -> None:
+        for process in (self.relay, self.web, self.worker):
+            process.stop()
+        self.proxy.cut()
+
+
+def _host_port(broker_url: str) -> tuple[str, int]:
+    parts = parse_url(broker_url)
+    return parts["hostname"] or "127.0.0.1", int(parts["port"] or 5672)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - local
+            return
+        except urllib.error.HTTPError:
+            return  # any HTTP answer (401 here) means it is serving
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
