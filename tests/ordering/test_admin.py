@@ -94,3 +94,28 @@ def test_a_buyer_without_staff_rights_is_sent_to_the_login_page(client, buyer):
 
     assert response.status_code == 302
     assert "/admin/login/" in response.headers["Location"]
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        "fraud_fraudassessment",
+        "fraud_blockedbuyer",
+        "billing_charge",
+        "billing_fakegatewaycharge",
+        "billing_fakegatewayfault",
+        "messaging_outboxmessage",
+        "django_celery_results_taskresult",
+    ],
+)
+def test_pipeline_records_are_listed_in_the_admin(operator_client, model):
+    assert operator_client.get(reverse(f"admin:{model}_changelist")).status_code == 200
+
+
+def test_staff_block_a_buyer_in_the_admin(operator_client, buyer):
+    response = operator_client.post(
+        reverse("admin:fraud_blockedbuyer_add"), {"buyer": buyer.pk, "reason": "chargebacks"}
+    )
+
+    assert response.status_code == 302
+    assert BlockedBuyer.objects.get().buyer == buyer
