@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from fraud.models import BlockedBuyer
 from ordering.state_machine import OrderStatus
 
 from ..factories import OrderFactory, UserFactory
