@@ -1,0 +1,100 @@
+"""The Procfile, as a Heroku-style platform (or `honcho start`) would run it."""
+
+import subprocess
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from billing.models import FakeGatewayCharge
+from ordering.models import Order
+from ordering.state_machine import TERMINAL_STATUSES
+
+from ..factories import UserFactory
+from ..live.broker import wait_for_empty_work_queues
+from ..live.http import ApiClient
+from ..live.processes import ROOT, ManagedProcess, venv_bin
+from ..live.system import _free_port, _wait_for_http, database_url, process_env
+from ..live.wait import wait_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
+
+# (unit price, expected status) for one order of quantity 1
+MIX = [("25.00", "PROCESSED"), ("7000.00", "PAYMENT_FAILED"), ("20000.00", "CANCELED_FRAUD")]
+
+
+def procfile_line(name: str) -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        if line.startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name} process in the Procfile")
+
+
+@pytest.fixture
+def procfile_env(settings):
+    env = process_env(database_url(connection.settings_dict), settings.CELERY_BROKER_URL)
+    env["PATH"] = f"{venv_bin('')}:{env['PATH']}"  # the Procfile names python, celery, gunicorn
+    return env
+
+
+def test_the_release_phase_migrates_and_declares_the_broker_topology(procfile_env):
+    result = subprocess.run(  # noqa: S602 - the Procfile's own line, as a platform runs it
+        procfile_line("release"),
+        shell=True,
+        cwd=ROOT,
+        env=procfile_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "broker topology declared" in result.stdout
+
+
+def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfile_env):
+    port = _free_port()
+    honcho = ManagedProcess(
+        "honcho",
+        [venv_bin("honcho"), "start", "web", "worker", "relay"],
+        procfile_env | {"PORT": str(port)},
+    ).start()
+    try:
+        honcho.wait_for_output(r"ready\.", timeout=60)
+        _wait_for_http(f"http://127.0.0.1:{port}/api/orders/")
+        clients = [
+            ApiClient(f"http://127.0.0.1:{port}", Token.objects.create(user=UserFactory()).key)
+            for _ in range(10)
+        ]
+        expected: dict[uuid.UUID, str] = {}
+        started = time.monotonic()
+        for n in range(100):
+            price, status = MIX[n % len(MIX)]
+            body = {"product_name": f"Item {n}", "quantity": 1, "unit_price": price}
+            response = clients[n % len(clients)].post("/api/orders/", body)
+            assert response.status == 201, response.body
+            expected[uuid.UUID(response.body["id"])] = status
+
+        wait_until(
+            lambda: (
+                Order.objects.filter(pk__in=expected, status__in=TERMINAL_STATUSES).count() == 100
+            ),
+            timeout=60,
+            what="100 orders to finish",
+        )
+        elapsed = time.monotonic() - started
+
+        actual = dict(Order.objects.filter(pk__in=expected).values_list("id", "status"))
+        assert actual == expected
+        charged = FakeGatewayCharge.objects.filter(outcome="CHARGED")
+        assert charged.count() == sum(1 for s in expected.values() if s == "PROCESSED")
+        assert charged.values("order_ref").distinct().count() == charged.count()
+        assert {c.amount for c in charged} == {Decimal("25.00")}
+        assert "succeeded" in honcho.output()  # the Procfile's own worker did the work
+        print(f"100 orders posted and finished in {elapsed:.1f}s")
+        wait_for_empty_work_queues(procfile_env["CELERY_BROKER_URL"])
+    finally:
+        honcho.stop()
