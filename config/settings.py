@@ -31,6 +31,8 @@ CELERY_BROKER_URL = env.str(
 )
 # Seconds to wait for the broker when connecting; the API never waits longer than this.
 BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
+# Publish outbox messages right after commit (off: the relay alone publishes them).
+OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
 # Deliveries of one message before RabbitMQ dead-letters it (x-delivery-limit).
 BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=5)
 # Retries of a transient failure: exponential backoff from RETRY_BASE_SECONDS, capped at

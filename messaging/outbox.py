@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -25,7 +26,8 @@ def enqueue(*, task_name: str, kwargs: dict, headers: dict | None = None) -> Out
     message = OutboxMessage.objects.create(
         task_name=task_name, kwargs=kwargs, headers=headers or {}
     )
-    transaction.on_commit(lambda: publish_pending(ids=[message.id]), robust=True)
+    if settings.OUTBOX_PUBLISH_ON_COMMIT:
+        transaction.on_commit(lambda: publish_pending(ids=[message.id]), robust=True)
     return message
 
 

@@ -26,6 +26,16 @@ def _static_files_without_collectstatic(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _outbox_left_to_the_relay(settings) -> None:
+    """Tests outside tests/integration/ publish nothing to the shared broker.
+
+    Their outbox rows stay in the database, where they can be asserted on; the integration
+    tests run the real web, worker and relay processes, which publish as in production.
+    """
+    settings.OUTBOX_PUBLISH_ON_COMMIT = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     """Real hashers are slow on purpose; tests create many users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

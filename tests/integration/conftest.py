@@ -13,7 +13,7 @@ from ..live.system import LiveSystem, database_url
 pytestmark = pytest.mark.broker
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live_system(django_db_setup, django_db_blocker):
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
@@ -24,9 +24,10 @@ def live_system(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def system(live_system, transactional_db):
-    """The live system, with the broker reachable again and the work queues drained after."""
+    """The live system; after the test, the broker is reachable again and all work is done."""
     yield live_system
     live_system.proxy.restore()
+    live_system.wait_until_idle()
     wait_for_empty_work_queues(live_system.broker_url)
 
 

@@ -14,7 +14,9 @@ from urllib.parse import quote
 
 from kombu.utils.url import parse_url
 
-from .broker import reset_topology
+from messaging.topology import WORK_QUEUES
+
+from .broker import queue_depth, reset_topology
 from .processes import ManagedProcess, python_argv, venv_bin
 from .proxy import TcpProxy
 
@@ -121,6 +123,34 @@ class LiveSystem:
             system.stop()
             raise
         return system
+
+    @property
+    def worker_name(self) -> str:
+        return f"itest@{socket.gethostname()}"
+
+    def wait_until_idle(self, timeout: float = 30) -> None:
+        """Wait until nothing is unpublished, queued, reserved or running, twice in a row.
+
+        Wiping the database under a task that is still running would deadlock PostgreSQL's
+        TRUNCATE against the task's row locks.
+        """
+        from config.celery import app
+        from messaging.models import OutboxMessage
+
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while quiet < 2:
+            inspector = app.control.inspect(destination=[self.worker_name], timeout=1)
+            busy = {
+                "unpublished": OutboxMessage.objects.filter(published_at__isnull=True).count(),
+                **{name: queue_depth(self.broker_url, name) for name in WORK_QUEUES},
+                "active": sum(map(len, (inspector.active() or {}).values())),
+                "reserved": sum(map(len, (inspector.reserved() or {}).values())),
+            }
+            quiet = 0 if any(busy.values()) else quiet + 1
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the system did not settle in {timeout}s: {busy}")
+            time.sleep(0.1)
 
     def stop(self) -> None:
         for process in (self.relay, self.web, self.worker):
