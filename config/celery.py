@@ -2,29 +2,12 @@
 
 import os
 
-from celery import Celery, bootsteps
+from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("orderflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-
-
-class DeclareTopology(bootsteps.StartStopStep):
-    """Declare the dead-letter queue before the worker starts consuming work queues.
-
-    A queue whose dead-letter exchange does not exist drops what it dead-letters.
-    """
-
-    requires = {"celery.worker.consumer.connection:Connection"}
-
-    def start(self, consumer) -> None:
-        from messaging.topology import declare_topology
-
-        declare_topology(consumer.connection)
-
-
-app.steps["consumer"].add(DeclareTopology)
 
 
 @app.on_after_configure.connect
