@@ -206,7 +206,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Retries wait in RabbitMQ (native delayed delivery needs the quorum type named here).
 CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
-# Declares the dead-letter queue first, and dead-letters undecodable messages (messaging/consumer.py).
+# Declares the dead-letter queue first; dead-letters undecodable messages (messaging/consumer.py).
 CELERY_WORKER_CONSUMER = "messaging.consumer:PipelineConsumer"
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True

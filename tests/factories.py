@@ -37,3 +37,23 @@ class OrderFactory(factory.django.DjangoModelFactory):
             OrderEvent.objects.create(
                 order=order, to_status=order.status, cause="created", version=order.version
             )
+
+
+class BlockedBuyerFactory(factory.django.DjangoModelFactory):
+    """A buyer on the fraud blocklist."""
+
+    class Meta:
+        model = "fraud.BlockedBuyer"
+
+    buyer = factory.SubFactory(UserFactory)
+    reason = "chargebacks"
+
+
+class OutboxMessageFactory(factory.django.DjangoModelFactory):
+    """An unpublished outbox row, as enqueue() leaves it until it is published."""
+
+    class Meta:
+        model = "messaging.OutboxMessage"
+
+    task_name = "fraud.screen_order"
+    kwargs = factory.Dict({"order_id": factory.Faker("uuid4")})
