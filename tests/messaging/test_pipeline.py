@@ -1,0 +1,128 @@
+"""The failure policy of every pipeline task, its queues and the broker topology; no broker."""
+
+import uuid
+
+import pytest
+from celery.exceptions import Reject
+from django.conf import settings
+from django.db import OperationalError as DatabaseUnavailable
+
+import billing.tasks  # noqa: F401 - registers billing.charge_order, as the worker does
+import fraud.tasks  # noqa: F401 - registers fraud.screen_order
+from config.celery import app
+from messaging import topology
+from messaging.errors import PermanentError, TransientError
+from messaging.pipeline import InvalidMessage, PipelineTask, uuid_from
+
+PIPELINE_TASKS = {"fraud.screen_order": "fraud", "billing.charge_order": "billing"}
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", "", None, 42, "1234", {"id": 1}])
+def test_uuid_from_refuses_what_is_not_a_uuid(value):
+    with pytest.raises(InvalidMessage, match="order_id is not a UUID"):
+        uuid_from(value, field="order_id")
+
+
+def test_an_invalid_message_is_permanent():
+    assert issubclass(InvalidMessage, PermanentError)
+    assert not issubclass(InvalidMessage, TransientError)
+
+
+def test_uuid_from_decodes_a_uuid_given_as_text_or_as_uuid():
+    order_id = uuid.uuid4()
+
+    assert uuid_from(str(order_id), field="order_id") == order_id
+    assert uuid_from(order_id, field="order_id") == order_id
+
+
+def test_pipeline_task_acks_late_and_rejects_on_worker_loss():
+    assert PipelineTask.acks_late is True
+    assert PipelineTask.reject_on_worker_lost is True
+
+
+def test_pipeline_task_retries_follow_the_retry_settings():
+    assert PipelineTask.retry_backoff == settings.RETRY_BASE_SECONDS
+    assert PipelineTask.retry_backoff_max == settings.RETRY_MAX_SECONDS
+    assert PipelineTask.retry_jitter is True
+    # RETRY_MAX_ATTEMPTS counts every try; Celery's max_retries does not count the first.
+    assert PipelineTask.max_retries == settings.RETRY_MAX_ATTEMPTS - 1
+
+
+@pytest.mark.parametrize("error", [TransientError, DatabaseUnavailable])
+def test_pipeline_task_retries_transient_and_database_errors(error):
+    assert error in PipelineTask.autoretry_for
+
+
+def test_pipeline_task_does_not_retry_permanent_errors():
+    assert not any(issubclass(PermanentError, kind) for kind in PipelineTask.autoretry_for)
+
+
+@pytest.mark.parametrize("name", PIPELINE_TASKS)
+def test_pipeline_tasks_are_registered_on_pipeline_task(name):
+    task = app.tasks[name]
+
+    assert isinstance(task, PipelineTask)
+    # A task that fails for good is rejected (dead-lettered), never acked and forgotten.
+    assert (task.acks_late, task.reject_on_worker_lost) == (True, True)
+    assert (task.acks_on_failure, task.acks_on_timeout) == (False, False)
+
+
+@pytest.mark.parametrize(("name", "queue"), PIPELINE_TASKS.items())
+def test_pipeline_tasks_route_to_their_queue(name, queue):
+    route = app.amqp.router.route({}, name)
+
+    assert route["queue"].name == queue
+    assert (route["queue"].exchange.name, route["queue"].exchange.type) == (queue, "topic")
+    assert app.conf.task_routes[f"{queue}.*"] == {"queue": queue}
+
+
+@pytest.mark.parametrize("name", PIPELINE_TASKS)
+def test_a_message_with_a_bad_order_id_is_rejected_without_requeue(name):
+    with pytest.raises(Reject) as rejected:
+        app.tasks[name](order_id="not-a-uuid")
+
+    assert rejected.value.requeue is False
+    assert "order_id is not a UUID" in str(rejected.value.reason)
+
+
+def test_messages_are_json_only_and_publishes_are_confirmed():
+    assert app.conf.accept_content == ["json"]
+    assert (app.conf.task_serializer, app.conf.result_serializer) == ("json", "json")
+    assert app.conf.broker_transport_options["confirm_publish"] is True
+
+
+def test_work_queues_are_durable_quorum_queues_on_topic_exchanges_that_dead_letter():
+    queues = topology.work_queues()
+
+    assert [queue.name for queue in queues] == ["fraud", "billing"]
+    for queue in queues:
+        assert queue.durable
+        assert (queue.exchange.name, queue.exchange.type, queue.routing_key) == (
+            queue.name,
+            "topic",
+            queue.name,
+        )
+        arguments = queue.queue_arguments
+        assert arguments["x-queue-type"] == "quorum"
+        assert arguments["x-dead-letter-exchange"] == "dead_letter"
+        assert arguments["x-delivery-limit"] == settings.BROKER_DELIVERY_LIMIT
+
+
+def test_the_delivery_limit_comes_from_the_setting(settings):
+    settings.BROKER_DELIVERY_LIMIT = 3
+
+    assert {q.queue_arguments["x-delivery-limit"] for q in topology.work_queues()} == {3}
+
+
+def test_the_app_consumes_the_work_queues_of_the_topology():
+    assert [queue.name for queue in app.conf.task_queues] == ["fraud", "billing"]
+    for queue in app.conf.task_queues:
+        assert queue.queue_arguments == topology.work_queue(queue.name).queue_arguments
+
+
+def test_dead_letters_go_to_a_quorum_queue_bound_to_every_routing_key():
+    queue = topology.dead_letter_queue()
+
+    assert (queue.name, queue.durable, queue.routing_key) == ("dead_letter", True, "#")
+    assert (queue.exchange.name, queue.exchange.type) == ("dead_letter", "topic")
+    assert queue.queue_arguments["x-queue-type"] == "quorum"
