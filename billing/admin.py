@@ -42,4 +42,4 @@ class FakeGatewayChargeAdmin(ReadOnlyAdmin):
 class FakeGatewayFaultAdmin(admin.ModelAdmin):
     """Plan gateway timeouts, to watch retries at work in a demo."""
 
-    list_display = ["remaining", "after_charge", "created_at"]
+    list_display = ["remaining", "order_ref", "after_charge", "crash", "created_at"]

@@ -3,6 +3,7 @@
 The real provider would sit behind the same `charge()`; `BILLING_GATEWAY` names the class.
 """
 
+import os
 import random
 import time
 import uuid
@@ -13,6 +14,7 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
 from .errors import GatewayRequestRejected, GatewayTimeout, PaymentDeclined
@@ -53,7 +55,9 @@ class FakeGateway:
     ) -> GatewayCharge:
         if settings.BILLING_FAKE_LATENCY_MS:
             time.sleep(settings.BILLING_FAKE_LATENCY_MS / 1000)
-        timeout = self._planned_timeout() or self._random_timeout()
+        timeout = self._planned_fault(order_ref) or self._random_timeout()
+        if timeout == "crash":
+            os._exit(70)  # no cleanup, no exception: the process is simply gone
         if timeout == "before":
             raise GatewayTimeout("fake gateway: timed out before charging")
         entry = self._record(idempotency_key, amount, currency, order_ref)
@@ -70,11 +74,11 @@ class FakeGateway:
         return None
 
     @staticmethod
-    def _planned_timeout() -> str | None:
+    def _planned_fault(order_ref: str) -> str | None:
         with transaction.atomic():
             fault = (
                 FakeGatewayFault.objects.select_for_update(skip_locked=True)
-                .filter(remaining__gt=0)
+                .filter(Q(order_ref="") | Q(order_ref=order_ref), remaining__gt=0)
                 .order_by("created_at")
                 .first()
             )
@@ -82,7 +86,7 @@ class FakeGateway:
                 return None
             fault.remaining -= 1
             fault.save(update_fields=["remaining"])
-        return "after" if fault.after_charge else "before"
+        return "crash" if fault.crash else "after" if fault.after_charge else "before"
 
     def _record(
         self, key: str, amount: Decimal, currency: str, order_ref: str

@@ -54,15 +54,21 @@ class FakeGatewayCharge(models.Model):
 
 
 class FakeGatewayFault(models.Model):
-    """Faults the fake gateway plays back: the next `remaining` charge requests time out.
+    """Faults the fake gateway plays back on its next `remaining` charge requests.
 
     For tests and demos only; the real gateway has faults of its own.
     """
 
     remaining = models.PositiveIntegerField(default=1)
+    # Only for this order (its id); empty: any order.
+    order_ref = models.CharField(max_length=100, blank=True, default="")
     # Time out after making the charge (the answer is lost) rather than before it.
     after_charge = models.BooleanField(default=False)
+    # Kill the process making the request instead, as a crash in native code would.
+    crash = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
+        if self.crash:
+            return f"{self.remaining} crash(es)"
         return f"{self.remaining} timeout(s) {'after' if self.after_charge else 'before'} charging"

@@ -67,20 +67,20 @@ def _settle(
     decline_reason: str = "",
 ) -> None:
     with transaction.atomic():
-        if not claim_message(consumer=CONSUMER, message_id=message_id):
-            return
         result = order_services.transition(
             order_id=order_id,
             to=to,
             cause=f"billing: {decline_reason or 'charged ' + reference}",
             message_id=message_id,
         )
-        if result.applied:
-            Charge.objects.filter(order_id=order_id).update(
-                status=Charge.Status.SUCCEEDED
-                if to == OrderStatus.PROCESSED
-                else Charge.Status.DECLINED,
-                gateway_reference=reference,
-                decline_reason=decline_reason[:255],
-                last_error="",
-            )
+        # Recorded as applied only with its effects, so a refused duplicate leaves no trace.
+        if not result.applied or not claim_message(consumer=CONSUMER, message_id=message_id):
+            transaction.set_rollback(True)
+            return
+        succeeded = to == OrderStatus.PROCESSED
+        Charge.objects.filter(order_id=order_id).update(
+            status=Charge.Status.SUCCEEDED if succeeded else Charge.Status.DECLINED,
+            gateway_reference=reference,
+            decline_reason=decline_reason[:255],
+            last_error="",
+        )

@@ -40,6 +40,8 @@ BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=5)
 RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=2)
 RETRY_MAX_SECONDS = env.int("RETRY_MAX_SECONDS", default=300)
 RETRY_MAX_ATTEMPTS = env.int("RETRY_MAX_ATTEMPTS", default=8)
+# Full jitter on retry delays; off only to make delays predictable (tests, demos).
+RETRY_JITTER = env.bool("RETRY_JITTER", default=True)
 # Fraud rules: an order total above this, or more orders than this by one buyer in an hour.
 FRAUD_MAX_ORDER_AMOUNT = Decimal(env.str("FRAUD_MAX_ORDER_AMOUNT", default="10000"))
 FRAUD_MAX_ORDERS_PER_HOUR = env.int("FRAUD_MAX_ORDERS_PER_HOUR", default=20)

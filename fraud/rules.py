@@ -1,7 +1,8 @@
 """The fraud rules: each a small function of the order, listed once in RULES.
 
-A rule returns why it fired, or None. Rules judge the order as of when it was placed, so
-screening the same order again (a retry, a replay) gives the same verdict.
+A rule returns why it fired, or None. The hourly count is taken up to the order's own
+creation time, so it does not change when the order is screened again (a retry, a replay);
+the amount limit and the blocklist are read as they are at screening time.
 """
 
 from collections.abc import Callable

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from messaging import outbox
-from messaging.idempotency import claim_message
+from messaging.idempotency import already_applied, claim_message
 from ordering import selectors as order_selectors
 from ordering import services as order_services
 from ordering.state_machine import OrderStatus
@@ -47,13 +47,14 @@ def screen(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
     """Screen an order: store the assessment and move it PENDING -> APPROVED or CANCELED_FRAUD.
 
     An approved order gets its billing message in the same transaction. A message already
-    applied, or an order that is no longer PENDING, changes nothing.
+    applied, or an order that is no longer PENDING, changes nothing, and is not recorded as
+    applied: a replay of it after the order was failed and resumed still works.
     """
     order = order_selectors.get_order(order_id=order_id)
     assessment = assess(order)
     approved = assessment.verdict == FraudAssessment.Verdict.APPROVED
     with transaction.atomic():
-        if not claim_message(consumer=CONSUMER, message_id=message_id):
+        if already_applied(consumer=CONSUMER, message_id=message_id):
             logger.info("duplicate message ignored: order=%s message=%s", order_id, message_id)
             return
         result = order_services.transition(
@@ -63,7 +64,8 @@ def screen(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
             + ("passed" if approved else "; ".join(r["rule"] for r in assessment.reasons)),
             message_id=message_id,
         )
-        if not result.applied:
+        if not result.applied or not claim_message(consumer=CONSUMER, message_id=message_id):
+            transaction.set_rollback(True)
             return
         FraudAssessment.objects.update_or_create(
             order_id=order_id,

@@ -1,6 +1,13 @@
-from django.contrib import admin
+import uuid
 
-from .models import OutboxMessage
+from django.contrib import admin, messages
+from django.utils.html import format_html
+
+from . import deadletters
+from .errors import ApplicationError
+from .models import DeadLetter, OutboxMessage
+
+BODY_PREVIEW_BYTES = 20_000
 
 
 @admin.register(OutboxMessage)
@@ -17,3 +24,106 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    """Messages that could not be processed: read why, fix the cause, then replay or discard."""
+
+    list_display = [
+        "id",
+        "task_name",
+        "queue",
+        "reason",
+        "death_count",
+        "order_id",
+        "status",
+        "last_death_at",
+    ]
+    list_filter = ["status", "reason", "queue", "task_name"]
+    search_fields = ["message_id", "task_name"]
+    actions = ["replay_selected", "discard_selected"]
+    fields = [
+        "message_id",
+        "task_name",
+        "queue",
+        "exchange",
+        "routing_key",
+        "order_id",
+        "reason",
+        "death_count",
+        "error",
+        "first_death_at",
+        "last_death_at",
+        "status",
+        "replay_count",
+        "acted_by",
+        "acted_at",
+        "content_type",
+        "content_encoding",
+        "headers",
+        "properties",
+        "body_preview",
+    ]
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a dead letter is a record; discard it instead
+
+    def has_replay_permission(self, request) -> bool:
+        return request.user.has_perm("messaging.replay_deadletter")
+
+    def has_discard_permission(self, request) -> bool:
+        return request.user.has_perm("messaging.discard_deadletter")
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            order_id = uuid.UUID(search_term.strip())
+        except ValueError:
+            return queryset, may_have_duplicates
+        return queryset | self.model.objects.filter(order_id=order_id), may_have_duplicates
+
+    @admin.display(description="last error")
+    def error(self, dead_letter: DeadLetter) -> str:
+        return format_html("<pre>{}</pre>", deadletters.last_error_of(dead_letter) or "unknown")
+
+    @admin.display(description="body (as text, escaped)")
+    def body_preview(self, dead_letter: DeadLetter) -> str:
+        body = bytes(dead_letter.body)
+        text = body[:BODY_PREVIEW_BYTES].decode("utf-8", errors="backslashreplace")
+        more = (
+            f"\n… {len(body) - BODY_PREVIEW_BYTES} more bytes"
+            if len(body) > BODY_PREVIEW_BYTES
+            else ""
+        )
+        return format_html("<pre>{}{}</pre>", text, more)
+
+    @admin.action(
+        description="Replay selected dead letters to their queues", permissions=["replay"]
+    )
+    def replay_selected(self, request, queryset) -> None:
+        self._act(request, queryset, deadletters.replay, "Replayed")
+
+    @admin.action(description="Discard selected dead letters", permissions=["discard"])
+    def discard_selected(self, request, queryset) -> None:
+        self._act(request, queryset, deadletters.discard, "Discarded")
+
+    def _act(self, request, queryset, action, done: str) -> None:
+        succeeded = 0
+        for dead_letter in queryset:
+            try:
+                action(dead_letter_id=dead_letter.pk, actor=request.user)
+            except ApplicationError as error:
+                self.message_user(request, f"#{dead_letter.pk}: {error.message}", messages.ERROR)
+                continue
+            self.log_change(request, dead_letter, done)  # who did what, in the admin's history
+            succeeded += 1
+        if succeeded:
+            self.message_user(request, f"{done} {succeeded} dead letter(s).", messages.SUCCESS)

@@ -6,7 +6,13 @@
 |                                                   | with full jitter, RETRY_MAX_ATTEMPTS     |
 | retries exhausted, any other exception            | rejected without requeue: dead-lettered  |
 | PermanentError (bad payload, missing record)      | rejected without requeue: dead-lettered  |
+| the worker process dies                           | redelivered; dead-lettered by RabbitMQ   |
+|                                                   | after BROKER_DELIVERY_LIMIT deliveries   |
 | a duplicate or out-of-order message               | the service's no-op; acked               |
+
+Dead letters are recorded by the dead-letter consumer (manage.py consume_dead_letters), which
+calls the task's on_dead_letter(); a replay calls on_replay() first. The RETRY_* settings are
+read once, when the tasks are loaded.
 """
 
 import logging
@@ -17,8 +23,8 @@ from celery.exceptions import Reject
 from django.conf import settings
 from django.db import InterfaceError
 from django.db import OperationalError as DatabaseUnavailable
+from kombu.exceptions import OperationalError as KombuOperationalError
 
-from .broker import BROKER_ERRORS
 from .errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -31,10 +37,18 @@ class InvalidMessage(PermanentError):
 class PipelineTask(Task):
     acks_late = True
     reject_on_worker_lost = True
-    autoretry_for = (TransientError, DatabaseUnavailable, InterfaceError, *BROKER_ERRORS)
+    autoretry_for = (
+        TransientError,
+        DatabaseUnavailable,
+        InterfaceError,
+        KombuOperationalError,
+        ConnectionError,
+        TimeoutError,
+    )
     retry_backoff = settings.RETRY_BASE_SECONDS
     retry_backoff_max = settings.RETRY_MAX_SECONDS
-    retry_jitter = True  # full jitter: a random delay between 0 and the backoff
+    # Full jitter: a random delay between 0 and the backoff, so retries do not stampede.
+    retry_jitter = settings.RETRY_JITTER
     max_retries = settings.RETRY_MAX_ATTEMPTS - 1  # the first attempt is not a retry
 
     def __call__(self, *args, **kwargs):
@@ -43,6 +57,12 @@ class PipelineTask(Task):
         except PermanentError as error:
             logger.error("dead-lettering task=%s message=%s: %s", self.name, self.request.id, error)
             raise Reject(str(error), requeue=False) from error
+
+    def on_dead_letter(self, *, kwargs: dict, reason: str) -> None:
+        """Called by the dead-letter consumer when this task's message was dead-lettered."""
+
+    def on_replay(self, *, kwargs: dict) -> None:
+        """Called when an operator replays this task's dead letter, before it is published."""
 
     @property
     def message_id(self) -> uuid.UUID:

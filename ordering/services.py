@@ -135,6 +135,26 @@ def cancel_order(*, order_id: uuid.UUID, actor: AbstractBaseUser) -> Order:
     return result.order
 
 
+def fail_order(*, order_id: uuid.UUID, cause: str) -> TransitionResult | None:
+    """Move an order whose step was dead-lettered to FAILED, remembering where it stopped.
+
+    A missing order (the message may have named one that never existed) is logged, not raised.
+    """
+    try:
+        return transition(order_id=order_id, to=OrderStatus.FAILED, cause=cause)
+    except OrderNotFound:
+        logger.warning("dead letter names no existing order: order=%s", order_id)
+        return None
+
+
+def resume_order(*, order_id: uuid.UUID, cause: str) -> TransitionResult | None:
+    """Move a FAILED order back to the status it failed from, before its step is replayed."""
+    order = Order.objects.filter(pk=order_id).only("status", "failed_from").first()
+    if order is None or order.status != OrderStatus.FAILED:
+        return None
+    return transition(order_id=order_id, to=OrderStatus(order.failed_from), cause=cause)
+
+
 def _order_with_key(*, buyer: AbstractBaseUser, key: str) -> Order | None:
     return Order.objects.filter(buyer=buyer, idempotency_key=key).first()
 

@@ -36,4 +36,4 @@ python manage.py migrate --noinput
 python manage.py setup_broker
 note "Orderflow on http://127.0.0.1:$PORT/ (admin: /admin/, API: /api/orders/); Ctrl-C stops it."
 note "Make a login with: $VENV/bin/python manage.py createsuperuser"
-exec honcho start web worker relay
+exec honcho start web worker relay deadletters

@@ -2,9 +2,9 @@
 
 import time
 
-from kombu import Connection
+from kombu import Connection, Producer
 
-from messaging.topology import WORK_QUEUES, declare_topology
+from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES, declare_topology
 
 
 def connect(url: str) -> Connection:
@@ -21,11 +21,27 @@ def queue_depth(url: str, name: str) -> int:
 
 
 def reset_topology(url: str) -> None:
-    """Declare the topology and empty the work queues of whatever earlier runs left."""
+    """Declare the topology and empty the queues of whatever earlier runs left."""
     with connect(url) as connection:
         declare_topology(connection)
-        for name in WORK_QUEUES:
+        for name in (*WORK_QUEUES, DEAD_LETTER_QUEUE):
             connection.default_channel.queue_purge(name)
+
+
+def publish_raw(
+    url: str, *, queue: str, body: bytes, content_type: str, headers: dict | None = None
+) -> None:
+    """Publish bytes to a work queue's exchange as any client could, bypassing Celery."""
+    with connect(url) as connection:
+        Producer(connection.default_channel).publish(
+            body,
+            exchange=queue,
+            routing_key=queue,
+            headers=headers or {},
+            content_type=content_type,
+            content_encoding="utf-8" if content_type == "application/json" else "binary",
+            delivery_mode=2,
+        )
 
 
 def wait_for_empty_work_queues(url: str, timeout: float = 20) -> None:

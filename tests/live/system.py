@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 from kombu.utils.url import parse_url
 
-from messaging.topology import WORK_QUEUES
+from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
 
 from .broker import queue_depth, reset_topology
 from .processes import ManagedProcess, python_argv, venv_bin
@@ -48,6 +48,8 @@ def process_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
         "RETRY_BASE_SECONDS": "1",
         "RETRY_MAX_SECONDS": "2",
         "BROKER_CONNECTION_TIMEOUT": "0.5",
+        "RETRY_MAX_ATTEMPTS": "3",
+        "RETRY_JITTER": "0",  # delays of 1 s then 2 s, so tests can see them grow
         **extra,
     }
 
@@ -60,6 +62,7 @@ class LiveSystem:
     web: ManagedProcess
     worker: ManagedProcess
     relay: ManagedProcess
+    deadletters: ManagedProcess
     base_url: str
 
     @classmethod
@@ -111,13 +114,19 @@ class LiveSystem:
                 python_argv("manage.py", "relay_outbox", "--interval", "0.2", "--min-age", "0.5"),
                 process_env(db_url, proxied),
             ),
+            deadletters=ManagedProcess(
+                "deadletters",
+                python_argv("manage.py", "consume_dead_letters"),
+                process_env(db_url, broker_url),
+            ),
             base_url=f"http://127.0.0.1:{port}",
         )
         try:
-            for process in (system.worker, system.web, system.relay):
+            for process in (system.worker, system.web, system.relay, system.deadletters):
                 process.start()
             system.worker.wait_for_output(r"ready\.", timeout=60)
             system.relay.wait_for_output("relay started")
+            system.deadletters.wait_for_output("dead-letter consumer ready")
             _wait_for_http(system.base_url + "/api/orders/")
         except BaseException:
             system.stop()
@@ -143,7 +152,10 @@ class LiveSystem:
             inspector = app.control.inspect(destination=[self.worker_name], timeout=1)
             busy = {
                 "unpublished": OutboxMessage.objects.filter(published_at__isnull=True).count(),
-                **{name: queue_depth(self.broker_url, name) for name in WORK_QUEUES},
+                **{
+                    name: queue_depth(self.broker_url, name)
+                    for name in (*WORK_QUEUES, DEAD_LETTER_QUEUE)
+                },
                 "active": sum(map(len, (inspector.active() or {}).values())),
                 "reserved": sum(map(len, (inspector.reserved() or {}).values())),
             }
@@ -153,7 +165,7 @@ class LiveSystem:
             time.sleep(0.1)
 
     def stop(self) -> None:
-        for process in (self.relay, self.web, self.worker):
+        for process in (self.deadletters, self.relay, self.web, self.worker):
             process.stop()
         self.proxy.cut()
 

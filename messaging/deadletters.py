@@ -1,0 +1,261 @@
+"""Dead letters: record what RabbitMQ dead-lettered, and let operators replay or discard it.
+
+A task may react to its message's death and replay by defining `on_dead_letter(kwargs=,
+reason=)` and `on_replay(kwargs=)` (see messaging.pipeline.PipelineTask); that is how an order
+goes to FAILED and back without this module knowing anything of orders.
+"""
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django_celery_results.models import TaskResult
+from kombu import Connection, Producer
+
+from config.celery import app
+
+from .broker import BROKER_ERRORS
+from .errors import ApplicationError, TransientError
+from .models import DeadLetter
+
+logger = logging.getLogger(__name__)
+
+# Headers RabbitMQ adds when it dead-letters or redelivers; a replay starts without them.
+DEATH_HEADER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+
+
+class DeadLetterNotReplayable(ApplicationError):
+    """The dead letter was discarded, or its original queue is unknown."""
+
+
+class ReplayFailed(TransientError):
+    """The broker was unreachable or refused the replay; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class Death:
+    """What one dead-lettered AMQP message says about itself."""
+
+    message_id: str
+    queue: str
+    exchange: str
+    routing_key: str
+    reason: str
+    task_name: str
+    kwargs: dict | None
+    order_id: uuid.UUID | None
+    headers: dict
+    properties: dict
+    body: bytes
+    content_type: str
+    content_encoding: str
+
+
+def read_death(*, body: bytes, headers: dict | None, properties: dict | None) -> Death:
+    """Decode whatever can be decoded of a dead letter; never fails on a bad body."""
+    headers = headers or {}
+    properties = properties or {}
+    deaths = headers.get("x-death") or [{}]
+    latest = deaths[0]  # RabbitMQ keeps the most recent death first
+    kwargs = _celery_kwargs(body, properties.get("content_type", ""))
+    message_id = headers.get("id") or properties.get("correlation_id")
+    return Death(
+        message_id=str(message_id) if message_id else f"sha256:{hashlib.sha256(body).hexdigest()}",
+        queue=str(latest.get("queue") or headers.get("x-first-death-queue") or ""),
+        exchange=str(latest.get("exchange") or ""),
+        routing_key=str((latest.get("routing-keys") or [""])[0]),
+        reason=str(latest.get("reason") or headers.get("x-first-death-reason") or "unknown"),
+        task_name=str(headers.get("task") or ""),
+        kwargs=kwargs,
+        order_id=_uuid_or_none((kwargs or {}).get("order_id")),
+        headers=_json_safe(headers),
+        properties=_json_safe(properties),
+        body=body,
+        content_type=str(properties.get("content_type") or ""),
+        content_encoding=str(properties.get("content_encoding") or ""),
+    )
+
+
+def record(death: Death) -> DeadLetter:
+    """Store a death (one row per message id) and let its task react, in one transaction."""
+    now = timezone.now()
+    with transaction.atomic():
+        dead_letter, created = DeadLetter.objects.select_for_update().get_or_create(
+            message_id=death.message_id,
+            defaults=_fields_of(death) | {"first_death_at": now, "last_death_at": now},
+        )
+        if not created:
+            for name, value in _fields_of(death).items():
+                setattr(dead_letter, name, value)
+            dead_letter.death_count += 1
+            dead_letter.last_death_at = now
+            dead_letter.status = DeadLetter.Status.NEW
+            dead_letter.save()
+        task = _task_named(death.task_name)
+        if task is not None and hasattr(task, "on_dead_letter") and death.kwargs is not None:
+            task.on_dead_letter(kwargs=death.kwargs, reason=death.reason)
+    logger.warning(
+        "dead letter recorded: message=%s task=%s queue=%s reason=%s order=%s count=%s",
+        death.message_id,
+        death.task_name,
+        death.queue,
+        death.reason,
+        death.order_id,
+        dead_letter.death_count,
+    )
+    return dead_letter
+
+
+def last_error_of(dead_letter: DeadLetter) -> str:
+    """The error the task failed with, as the result backend stored it, where known."""
+    if dead_letter.last_error:
+        return dead_letter.last_error
+    result = TaskResult.objects.filter(task_id=dead_letter.message_id).first()
+    return result.traceback or str(result.result or "") if result else ""
+
+
+def replay(*, dead_letter_id: int, actor: AbstractBaseUser | None) -> DeadLetter:
+    """Publish a dead letter again to its original queue: same id and body, no death history.
+
+    Its task's `on_replay` runs first, in the same transaction (a FAILED order resumes from
+    where it failed). Replaying twice is safe: consumers apply a message id once.
+    """
+    with transaction.atomic():
+        dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
+        if dead_letter.status == DeadLetter.Status.DISCARDED or not dead_letter.queue:
+            raise DeadLetterNotReplayable(
+                f"Dead letter {dead_letter.pk} cannot be replayed "
+                f"({dead_letter.status.lower()}, queue {dead_letter.queue or 'unknown'})."
+            )
+        kwargs = _celery_kwargs(bytes(dead_letter.body), dead_letter.content_type)
+        task = _task_named(dead_letter.task_name)
+        if task is not None and hasattr(task, "on_replay") and kwargs is not None:
+            task.on_replay(kwargs=kwargs)
+        try:
+            _publish_to_queue(dead_letter)
+        except BROKER_ERRORS as error:
+            raise ReplayFailed(f"Could not publish to {dead_letter.queue}: {error}") from error
+        dead_letter.status = DeadLetter.Status.REPLAYED
+        dead_letter.replay_count += 1
+        dead_letter.acted_by = actor
+        dead_letter.acted_at = timezone.now()
+        dead_letter.save(update_fields=["status", "replay_count", "acted_by", "acted_at"])
+    logger.info(
+        "dead letter %s replayed to %s by %s", dead_letter.message_id, dead_letter.queue, actor
+    )
+    return dead_letter
+
+
+def discard(*, dead_letter_id: int, actor: AbstractBaseUser | None) -> DeadLetter:
+    """Mark a dead letter as handled without replaying it; the row is kept as a record."""
+    with transaction.atomic():
+        dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
+        dead_letter.status = DeadLetter.Status.DISCARDED
+        dead_letter.acted_by = actor
+        dead_letter.acted_at = timezone.now()
+        dead_letter.save(update_fields=["status", "acted_by", "acted_at"])
+    logger.info("dead letter %s discarded by %s", dead_letter.message_id, actor)
+    return dead_letter
+
+
+@cache
+def _tasks_loaded() -> bool:
+    # Outside a worker (the dead-letter consumer, the admin) Celery loads tasks lazily.
+    app.loader.import_default_modules()
+    return True
+
+
+def _task_named(name: str):
+    return app.tasks.get(name) if name and _tasks_loaded() else None
+
+
+def _publish_to_queue(dead_letter: DeadLetter) -> None:
+    headers = {
+        key: value
+        for key, value in dead_letter.headers.items()
+        if not key.startswith(DEATH_HEADER_PREFIXES)
+    }
+    properties = {
+        key: value
+        for key, value in dead_letter.properties.items()
+        if key in ("correlation_id", "reply_to", "priority", "message_id", "type")
+    }
+    with app.connection_for_write() as connection:
+        _publish(connection, dead_letter, headers, properties)
+
+
+def _publish(
+    connection: Connection, dead_letter: DeadLetter, headers: dict, properties: dict
+) -> None:
+    channel = connection.default_channel
+    channel.queue_declare(queue=dead_letter.queue, passive=True)  # refuse a queue that is gone
+    Producer(channel).publish(
+        bytes(dead_letter.body),
+        exchange="",  # the default exchange routes by queue name: straight to the original queue
+        routing_key=dead_letter.queue,
+        headers=headers,
+        content_type=dead_letter.content_type or "application/octet-stream",
+        content_encoding=dead_letter.content_encoding or "binary",
+        delivery_mode=2,
+        retry=False,
+        **properties,
+    )
+
+
+def _fields_of(death: Death) -> dict[str, Any]:
+    return {
+        "queue": death.queue,
+        "exchange": death.exchange,
+        "routing_key": death.routing_key,
+        "task_name": death.task_name,
+        "order_id": death.order_id,
+        "reason": death.reason,
+        "headers": death.headers,
+        "properties": death.properties,
+        "body": death.body,
+        "content_type": death.content_type,
+        "content_encoding": death.content_encoding,
+    }
+
+
+def _celery_kwargs(body: bytes, content_type: str) -> dict | None:
+    """The kwargs of a Celery protocol-2 JSON body ([args, kwargs, embed]), else None."""
+    if content_type != "application/json":
+        return None
+    try:
+        decoded = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if isinstance(decoded, list) and len(decoded) >= 2 and isinstance(decoded[1], dict):
+        return decoded[1]
+    return None
+
+
+def _uuid_or_none(value: object) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _json_safe(value: Any) -> Any:
+    """AMQP tables hold datetimes, bytes and nested tables; JSON holds less."""
+    if isinstance(value, dict):
+        return {str(key): _json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(item) for item in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)

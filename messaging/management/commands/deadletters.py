@@ -1,0 +1,88 @@
+import sys
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from messaging import deadletters
+from messaging.errors import ApplicationError
+from messaging.models import DeadLetter
+
+
+class Command(BaseCommand):
+    help = (
+        "List, show, replay or discard dead letters. Without --all, only NEW ones are listed "
+        "or acted on; replay and discard need --id, --queue, --task or --all."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("action", choices=["list", "show", "replay", "discard"])
+        parser.add_argument(
+            "--id", type=int, action="append", dest="ids", help="a dead letter id (repeatable)"
+        )
+        parser.add_argument("--queue", help="only those that died in this queue")
+        parser.add_argument("--task", help="only those of this task name")
+        parser.add_argument("--all", action="store_true", help="every status, not only NEW")
+
+    def handle(self, *args, action: str, ids, queue, task, all: bool, **options) -> None:
+        selected = DeadLetter.objects.order_by("last_death_at")
+        if ids:
+            selected = selected.filter(pk__in=ids)
+        elif not all:
+            selected = selected.filter(status=DeadLetter.Status.NEW)
+        if queue:
+            selected = selected.filter(queue=queue)
+        if task:
+            selected = selected.filter(task_name=task)
+        if action in ("replay", "discard") and not (ids or queue or task or all):
+            raise CommandError(f"Say which to {action}: --id, --queue, --task or --all.")
+        {"list": self._list, "show": self._show}.get(action, self._act)(selected, action)
+
+    def _list(self, selected, action) -> None:
+        self.stdout.write(
+            f"{'id':>6}  {'status':9}  {'reason':14}  {'count':>5}  {'queue':8}  task / order"
+        )
+        for d in selected:
+            self.stdout.write(
+                f"{d.pk:>6}  {d.status:9}  {d.reason:14}  {d.death_count:>5}  {d.queue:8}  "
+                f"{d.task_name or '?'} {d.order_id or ''}"
+            )
+
+    def _show(self, selected, action) -> None:
+        for d in selected:
+            self.stdout.write(f"dead letter {d.pk}: {d}")
+            for name in (
+                "message_id",
+                "queue",
+                "exchange",
+                "routing_key",
+                "task_name",
+                "order_id",
+                "reason",
+                "death_count",
+                "first_death_at",
+                "last_death_at",
+                "status",
+                "replay_count",
+                "acted_by",
+                "acted_at",
+                "content_type",
+            ):
+                self.stdout.write(f"  {name}: {getattr(d, name)}")
+            self.stdout.write(f"  last error: {deadletters.last_error_of(d) or 'unknown'}")
+            self.stdout.write(f"  headers: {d.headers}")
+            self.stdout.write(f"  body: {bytes(d.body)[:2000]!r}")
+
+    def _act(self, selected, action) -> None:
+        act = deadletters.replay if action == "replay" else deadletters.discard
+        failed = 0
+        for pk in tqdm(
+            list(selected.values_list("pk", flat=True)), desc=action, unit="msg", file=sys.stderr
+        ):
+            try:
+                act(dead_letter_id=pk, actor=None)
+            except ApplicationError as error:
+                failed += 1
+                self.stderr.write(f"#{pk}: {error.message}")
+        if failed:
+            raise CommandError(f"{failed} dead letter(s) could not be {action}ed.")
+        self.stdout.write(f"done: {action}")
