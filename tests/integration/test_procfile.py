@@ -26,11 +26,14 @@ pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True), pytes
 MIX = [("25.00", "PROCESSED"), ("7000.00", "PAYMENT_FAILED"), ("20000.00", "CANCELED_FRAUD")]
 
 
+def procfile() -> dict[str, str]:
+    lines = (ROOT / "Procfile").read_text().splitlines()
+    return dict(line.split(":", 1) for line in lines if line.strip())
+
+
 def procfile_line(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        if line.startswith(f"{name}:"):
-            return line.split(":", 1)[1].strip()
-    raise AssertionError(f"no {name} process in the Procfile")
+    assert name in procfile(), f"no {name} process in the Procfile"
+    return procfile()[name].strip()
 
 
 @pytest.fixture
@@ -57,9 +60,11 @@ def test_the_release_phase_migrates_and_declares_the_broker_topology(procfile_en
 
 def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfile_env):
     port = _free_port()
+    long_running = [name for name in procfile() if name != "release"]
+    assert set(long_running) == {"web", "worker", "relay", "deadletters"}
     honcho = ManagedProcess(
         "honcho",
-        [venv_bin("honcho"), "start", "web", "worker", "relay"],
+        [venv_bin("honcho"), "start", *long_running],
         procfile_env | {"PORT": str(port)},
     ).start()
     try:
