@@ -5,9 +5,10 @@ from django.conf import settings
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
+from chaos.broker import wait_for_empty_work_queues
+from chaos.http import ApiClient
+
 from ..factories import UserFactory
-from ..live.broker import wait_for_empty_work_queues
-from ..live.http import ApiClient
 from ..live.system import LiveSystem, database_url
 
 pytestmark = pytest.mark.broker

@@ -15,13 +15,13 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from billing.models import Charge, FakeGatewayCharge, FakeGatewayFault
+from chaos.broker import publish_raw, queue_depth
 from config.celery import app
 from messaging import deadletters
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE
 from ordering.models import Order
 
-from ..live.broker import publish_raw, queue_depth
 from ..live.wait import wait_until
 from .test_pipeline import charges_at_gateway, post_order, wait_for_terminal
 

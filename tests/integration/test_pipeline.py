@@ -11,13 +11,13 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from billing.models import Charge, FakeGatewayCharge, FakeGatewayFault
+from chaos.broker import wait_for_empty_work_queues
 from fraud.models import BlockedBuyer, FraudAssessment
 from messaging.broker import send_message
 from messaging.models import OutboxMessage, ProcessedMessage
 from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
 
-from ..live.broker import wait_for_empty_work_queues
 from ..live.wait import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]

@@ -10,14 +10,15 @@ from django.db import connection
 from rest_framework.authtoken.models import Token
 
 from billing.models import FakeGatewayCharge
+from chaos.broker import wait_for_empty_work_queues
+from chaos.http import ApiClient
+from chaos.processes import ROOT, ManagedProcess, venv_bin
+from chaos.proxy import free_port
 from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
 
 from ..factories import UserFactory
-from ..live.broker import wait_for_empty_work_queues
-from ..live.http import ApiClient
-from ..live.processes import ROOT, ManagedProcess, venv_bin
-from ..live.system import _free_port, _wait_for_http, database_url, process_env
+from ..live.system import _wait_for_http, database_url, process_env
 from ..live.wait import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -59,7 +60,7 @@ def test_the_release_phase_migrates_and_declares_the_broker_topology(procfile_en
 
 
 def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfile_env):
-    port = _free_port()
+    port = free_port()
     long_running = [name for name in procfile() if name != "release"]
     assert set(long_running) == {"web", "worker", "relay", "deadletters"}
     honcho = ManagedProcess(

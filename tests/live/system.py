@@ -14,11 +14,10 @@ from urllib.parse import quote
 
 from kombu.utils.url import parse_url
 
+from chaos.broker import queue_depth, reset_topology
+from chaos.processes import ManagedProcess, python_argv, venv_bin
+from chaos.proxy import TcpProxy, free_port
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
-
-from .broker import queue_depth, reset_topology
-from .processes import ManagedProcess, python_argv, venv_bin
-from .proxy import TcpProxy
 
 
 def database_url(settings_dict: dict) -> str:
@@ -70,7 +69,7 @@ class LiveSystem:
         reset_topology(broker_url)
         proxy = TcpProxy(_host_port(broker_url)).start()
         proxied = via_proxy(broker_url, proxy)
-        port = _free_port()
+        port = free_port()
         system = cls(
             db_url=db_url,
             broker_url=broker_url,
@@ -173,12 +172,6 @@ class LiveSystem:
 def _host_port(broker_url: str) -> tuple[str, int]:
     parts = parse_url(broker_url)
     return parts["hostname"] or "127.0.0.1", int(parts["port"] or 5672)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_for_http(url: str, timeout: float = 30) -> None:

@@ -1,4 +1,5 @@
-"""The project's real processes (web, worker, relay) started as subprocesses for tests."""
+"""The project's real processes (web, worker, relay...) started as subprocesses, for tests
+and for the chaos harness."""
 
 import os
 import re
@@ -8,22 +9,25 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
 
 
 class ManagedProcess:
     """One subprocess, its output in test-artifacts/<name>.log, stopped for sure at the end."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], log_dir: Path = ARTIFACTS
+    ) -> None:
         self.name = name
         self.argv = argv
         self.env = env
-        self.log_path = ARTIFACTS / f"{name}.log"
+        self.log_dir = log_dir
+        self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "ManagedProcess":
-        ARTIFACTS.mkdir(exist_ok=True)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("ab")
         self._log.write(f"\n=== start {' '.join(self.argv)}\n".encode())
         self._log.flush()

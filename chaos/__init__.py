@@ -1,0 +1,1 @@
+"""Fault injection: run the real system under load, break things, check nothing was lost."""
