@@ -210,7 +210,8 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
 # Declares the dead-letter queue first; dead-letters undecodable messages (messaging/consumer.py).
 CELERY_WORKER_CONSUMER = "messaging.consumer:PipelineConsumer"
-CELERY_RESULT_BACKEND = "django-db"
+# django-celery-results, but a failure to store a result never fails the task.
+CELERY_RESULT_BACKEND = "messaging.results:BestEffortDatabaseBackend"
 CELERY_RESULT_EXTENDED = True
 
 if USES_SQLITE:

@@ -83,12 +83,13 @@ class DeadLetterAdmin(admin.ModelAdmin):
         return request.user.has_perm("messaging.discard_deadletter")
 
     def get_search_results(self, request, queryset, search_term):
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         try:
             order_id = uuid.UUID(search_term.strip())
         except ValueError:
-            return queryset, may_have_duplicates
-        return queryset | self.model.objects.filter(order_id=order_id), may_have_duplicates
+            return found, may_have_duplicates
+        # Within the filters already applied (queryset), not across every row.
+        return found | queryset.filter(order_id=order_id), may_have_duplicates
 
     @admin.display(description="last error")
     def error(self, dead_letter: DeadLetter) -> str:

@@ -28,6 +28,8 @@ from .models import DeadLetter
 
 logger = logging.getLogger(__name__)
 
+MAX_ID_LENGTH = 255
+
 # Headers RabbitMQ adds when it dead-letters or redelivers; a replay starts without them.
 DEATH_HEADER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
 
@@ -66,22 +68,29 @@ def read_death(*, body: bytes, headers: dict | None, properties: dict | None) ->
     deaths = headers.get("x-death") or [{}]
     latest = deaths[0]  # RabbitMQ keeps the most recent death first
     kwargs = _celery_kwargs(body, properties.get("content_type", ""))
-    message_id = headers.get("id") or properties.get("correlation_id")
+    message_id = str(headers.get("id") or properties.get("correlation_id") or "")
+    if not message_id or len(message_id) > MAX_ID_LENGTH:  # no usable id: name it by its body
+        message_id = f"sha256:{hashlib.sha256(body).hexdigest()}"
     return Death(
-        message_id=str(message_id) if message_id else f"sha256:{hashlib.sha256(body).hexdigest()}",
-        queue=str(latest.get("queue") or headers.get("x-first-death-queue") or ""),
-        exchange=str(latest.get("exchange") or ""),
-        routing_key=str((latest.get("routing-keys") or [""])[0]),
-        reason=str(latest.get("reason") or headers.get("x-first-death-reason") or "unknown"),
-        task_name=str(headers.get("task") or ""),
+        message_id=message_id,
+        queue=_text(latest.get("queue") or headers.get("x-first-death-queue"), 200),
+        exchange=_text(latest.get("exchange"), 200),
+        routing_key=_text((latest.get("routing-keys") or [""])[0], 255),
+        reason=_text(latest.get("reason") or headers.get("x-first-death-reason") or "unknown", 30),
+        task_name=_text(headers.get("task"), 200),
         kwargs=kwargs,
         order_id=_uuid_or_none((kwargs or {}).get("order_id")),
         headers=_json_safe(headers),
         properties=_json_safe(properties),
         body=body,
-        content_type=str(properties.get("content_type") or ""),
-        content_encoding=str(properties.get("content_encoding") or ""),
+        content_type=_text(properties.get("content_type"), 100),
+        content_encoding=_text(properties.get("content_encoding"), 100),
     )
+
+
+def _text(value: object, limit: int) -> str:
+    """A header value as text that fits its column (foreign messages can carry anything)."""
+    return _json_safe(str(value or ""))[:limit]
 
 
 def record(death: Death) -> DeadLetter:
@@ -183,6 +192,8 @@ def _publish_to_queue(dead_letter: DeadLetter) -> None:
         for key, value in dead_letter.headers.items()
         if not key.startswith(DEATH_HEADER_PREFIXES)
     }
+    if "retries" in headers:
+        headers["retries"] = 0  # a replay gets a full set of retries again
     properties = {
         key: value
         for key, value in dead_letter.properties.items()
@@ -255,7 +266,9 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, bytes):
-        return value.decode("utf-8", errors="backslashreplace")
-    if value is None or isinstance(value, (str, int, float, bool)):
+        value = value.decode("utf-8", errors="backslashreplace")
+    if isinstance(value, str):
+        return value.replace("\x00", "\\x00")  # PostgreSQL's JSON cannot hold NUL
+    if value is None or isinstance(value, (int, float, bool)):
         return value
     return str(value)

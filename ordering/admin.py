@@ -62,12 +62,13 @@ class OrderAdmin(admin.ModelAdmin):
         return False  # an accepted order is never lost, not even by a click
 
     def get_search_results(self, request, queryset, search_term):
-        queryset, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         try:
             order_id = uuid.UUID(search_term.strip())
         except ValueError:
-            return queryset, may_have_duplicates
-        return queryset | self.model.objects.filter(pk=order_id), may_have_duplicates
+            return found, may_have_duplicates
+        # Within the filters already applied (queryset), not across every row.
+        return found | queryset.filter(pk=order_id), may_have_duplicates
 
     @admin.action(description="Cancel selected orders (PENDING only)", permissions=["change"])
     def cancel_orders(self, request, queryset) -> None:

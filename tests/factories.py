@@ -57,3 +57,46 @@ class OutboxMessageFactory(factory.django.DjangoModelFactory):
 
     task_name = "fraud.screen_order"
     kwargs = factory.Dict({"order_id": factory.Faker("uuid4")})
+
+
+def _celery_body(letter) -> bytes:
+    """A Celery protocol-2 JSON body, [args, kwargs, embed], for the dead letter's order."""
+    import json  # local: this block is appended to the module
+
+    return json.dumps([[], {"order_id": str(letter.order_id)}, {}]).encode()
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
+
+
+class DeadLetterFactory(factory.django.DjangoModelFactory):
+    """A NEW dead letter of fraud.screen_order, as the dead-letter consumer records it."""
+
+    class Meta:
+        model = "messaging.DeadLetter"
+
+    message_id = factory.Faker("uuid4")
+    queue = "fraud"
+    exchange = factory.SelfAttribute("queue")
+    routing_key = factory.SelfAttribute("queue")
+    task_name = "fraud.screen_order"
+    order_id = factory.Faker("uuid4")
+    reason = "rejected"
+    headers = factory.LazyAttribute(
+        lambda letter: {
+            "id": letter.message_id,
+            "task": letter.task_name,
+            "x-death": [{"count": 1, "reason": letter.reason, "queue": letter.queue}],
+        }
+    )
+    properties = factory.LazyAttribute(
+        lambda letter: {"content_type": letter.content_type, "correlation_id": letter.message_id}
+    )
+    body = factory.LazyAttribute(_celery_body)
+    content_type = "application/json"
+    content_encoding = "utf-8"
+    first_death_at = factory.LazyFunction(_now)
+    last_death_at = factory.SelfAttribute("first_death_at")

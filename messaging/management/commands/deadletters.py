@@ -10,8 +10,8 @@ from messaging.models import DeadLetter
 
 class Command(BaseCommand):
     help = (
-        "List, show, replay or discard dead letters. Without --all, only NEW ones are listed "
-        "or acted on; replay and discard need --id, --queue, --task or --all."
+        "List, show, replay or discard dead letters. list shows NEW ones (--all: every status); "
+        "replay and discard act on NEW ones chosen by --queue, --task or --all, or on --id."
     )
 
     def add_arguments(self, parser) -> None:
@@ -25,15 +25,20 @@ class Command(BaseCommand):
 
     def handle(self, *args, action: str, ids, queue, task, all: bool, **options) -> None:
         selected = DeadLetter.objects.order_by("last_death_at")
+        acting = action in ("replay", "discard")
         if ids:
             selected = selected.filter(pk__in=ids)
-        elif not all:
+            unknown = sorted(set(ids) - set(selected.values_list("pk", flat=True)))
+            if unknown:
+                raise CommandError(f"No dead letter with id {', '.join(map(str, unknown))}.")
+        elif acting or not all:
+            # --all lists every status, but replays or discards only NEW ones.
             selected = selected.filter(status=DeadLetter.Status.NEW)
         if queue:
             selected = selected.filter(queue=queue)
         if task:
             selected = selected.filter(task_name=task)
-        if action in ("replay", "discard") and not (ids or queue or task or all):
+        if acting and not (ids or queue or task or all):
             raise CommandError(f"Say which to {action}: --id, --queue, --task or --all.")
         {"list": self._list, "show": self._show}.get(action, self._act)(selected, action)
 
