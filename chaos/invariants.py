@@ -1,0 +1,380 @@
+"""What must hold once a chaos run has settled: nothing lost, nothing done twice, nothing stuck.
+
+Every check reads the run's database through the ORM with a fixed number of queries, however
+many orders there are. Queue depths are measured by the caller and passed in, so this module
+never touches the broker and can be tested on a database alone.
+"""
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+from django.db.models import Count, Exists, OuterRef
+
+from billing.models import FakeGatewayCharge
+from messaging.models import DeadLetter, OutboxMessage
+from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
+from ordering.models import Order, OrderEvent
+from ordering.state_machine import TERMINAL_STATUSES, OrderStatus, can_transition
+
+# Problem examples kept per check: enough to start debugging, short enough to read.
+MAX_EXAMPLES = 10
+
+S = OrderStatus
+CHARGED = FakeGatewayCharge.Outcome.CHARGED
+
+
+@dataclass(frozen=True)
+class Check:
+    """One invariant's verdict: a row of the report, with examples of what broke it."""
+
+    name: str
+    figure: str
+    ok: bool
+    problems: list[str] = field(default_factory=list)
+
+
+def check_invariants(
+    *, accepted: dict[uuid.UUID, str], queue_depths: dict[str, int], poison_sent: int
+) -> list[Check]:
+    """Check every invariant, in the order the report shows them."""
+    accepted = {uuid.UUID(str(order_id)): status for order_id, status in accepted.items()}
+    return [
+        _orders_stored(accepted),
+        _orders_finished(),
+        _outcomes_as_expected(accepted),
+        _charges_per_order(),
+        _charged_is_processed(),
+        _histories_valid(),
+        _queues_empty("messages left in work queues", WORK_QUEUES, queue_depths),
+        _queues_empty("dead_letter queue drained", (DEAD_LETTER_QUEUE,), queue_depths),
+        _outbox_published(),
+        _poison_dead_lettered(poison_sent),
+    ]
+
+
+def all_hold(checks: Iterable[Check]) -> bool:
+    return all(check.ok for check in checks)
+
+
+def render_table(checks: list[Check]) -> str:
+    """An aligned plain-text table (invariant, figure, PASS/FAIL), then the failures' examples."""
+    rows = [("invariant", "figure", "result")]
+    rows += [(check.name, check.figure, "PASS" if check.ok else "FAIL") for check in checks]
+    name_width = max(len(name) for name, _, _ in rows)
+    figure_width = max(len(figure) for _, figure, _ in rows)
+    lines = [
+        f"{name:<{name_width}}  {figure:<{figure_width}}  {result}" for name, figure, result in rows
+    ]
+    lines.insert(1, f"{'-' * name_width}  {'-' * figure_width}  ------")
+    for check in checks:
+        if not check.ok:
+            lines += ["", f"FAIL {check.name}:"]
+            lines += [f"  - {problem}" for problem in check.problems]
+    return "\n".join(lines)
+
+
+# --- orders ---------------------------------------------------------------------------------
+
+
+def _orders_stored(accepted: Mapping[uuid.UUID, str]) -> Check:
+    stored = dict(Order.objects.order_by().values_list("id", "status"))
+    lost = _sorted(accepted.keys() - stored.keys())
+    extra = _sorted(stored.keys() - accepted.keys())
+    problems = [f"lost: order {i} (expected {accepted[i]}) is not in the database" for i in lost]
+    problems += [f"extra: order {i} ({stored[i]}) was never accepted" for i in extra]
+    return Check(
+        name="orders accepted vs stored",
+        figure=(
+            f"accepted {len(accepted)}, stored {len(stored)}, lost {len(lost)}, extra {len(extra)}"
+        ),
+        ok=not lost and not extra,
+        problems=_examples(problems),
+    )
+
+
+def _orders_finished() -> Check:
+    """Terminal, or FAILED and waiting for an operator as a dead letter."""
+    unfinished = (
+        Order.objects.exclude(status__in=TERMINAL_STATUSES)
+        .annotate(dead_lettered=Exists(DeadLetter.objects.filter(order_id=OuterRef("pk"))))
+        .order_by("id")
+        .values_list("id", "status", "failed_from", "dead_lettered")
+    )
+    parked, problems = 0, []
+    for order_id, status, failed_from, dead_lettered in unfinished:
+        if status == S.FAILED and dead_lettered:
+            parked += 1
+        elif status == S.FAILED:
+            problems.append(f"order {order_id} FAILED (from {failed_from}) without a dead letter")
+        else:
+            problems.append(f"order {order_id} left {status}")
+    terminal = Order.objects.filter(status__in=TERMINAL_STATUSES).count()
+    return Check(
+        name="orders finished",
+        figure=(
+            f"terminal {terminal}, FAILED with dead letter {parked}, unfinished {len(problems)}"
+        ),
+        ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+def _outcomes_as_expected(accepted: Mapping[uuid.UUID, str]) -> Check:
+    """Terminal orders only: FAILED ones have no outcome yet, and extras have no expectation."""
+    terminal = Order.objects.filter(status__in=TERMINAL_STATUSES).order_by("id")
+    compared, problems = 0, []
+    for order_id, status in terminal.values_list("id", "status"):
+        expected = accepted.get(order_id)
+        if expected is None:
+            continue
+        compared += 1
+        if status != expected:
+            problems.append(f"order {order_id} ended {status}, expected {expected}")
+    failed = Order.objects.filter(status=S.FAILED).count()
+    return Check(
+        name="outcomes as expected",
+        figure=(
+            f"as expected {compared - len(problems)} / {compared} terminal, "
+            f"FAILED not counted {failed}"
+        ),
+        ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+# --- charges (the fake gateway's ledger is what the buyer's card statement would show) ------
+
+
+def _charges_per_order() -> Check:
+    charged = FakeGatewayCharge.objects.filter(outcome=CHARGED)
+    per_order = charged.values("order_ref").annotate(charges=Count("id"))
+    doubled = list(per_order.filter(charges__gt=1).order_by("-charges", "order_ref"))
+    most = doubled[0]["charges"] if doubled else int(charged.exists())
+    keys = defaultdict(list)
+    shown = [row["order_ref"] for row in doubled[:MAX_EXAMPLES]]
+    for order_ref, key in (
+        charged.filter(order_ref__in=shown)
+        .order_by("id")
+        .values_list("order_ref", "idempotency_key")
+    ):
+        keys[order_ref].append(key)
+    problems = [
+        f"order {row['order_ref']} charged {row['charges']} times "
+        f"(idempotency keys: {', '.join(keys[row['order_ref']])})"
+        for row in doubled
+    ]
+    return Check(
+        name="charges per order <= 1",
+        figure=f"max charges for one order: {most}",
+        ok=most <= 1,
+        problems=_examples(problems),
+    )
+
+
+def _charged_is_processed() -> Check:
+    """Money was taken exactly for the PROCESSED orders, and exactly their total."""
+    charges = list(
+        FakeGatewayCharge.objects.filter(outcome=CHARGED)
+        .order_by("order_ref", "id")
+        .values_list("order_ref", "amount", "currency")
+    )
+    processed = {
+        str(order_id): (total, currency)
+        for order_id, total, currency in Order.objects.filter(status=S.PROCESSED)
+        .order_by("id")
+        .values_list("id", "total", "currency")
+    }
+    charged_refs = {order_ref for order_ref, _, _ in charges}
+    not_processed = sorted(charged_refs - processed.keys())
+    not_charged = sorted(processed.keys() - charged_refs)
+    wrong_amount = [
+        (order_ref, amount, currency)
+        for order_ref, amount, currency in charges
+        if order_ref in processed and (amount, currency) != processed[order_ref]
+    ]
+
+    statuses = _statuses(not_processed[:MAX_EXAMPLES])
+    problems = [
+        f"order {order_ref} charged, but {statuses.get(order_ref, 'no such order')}"
+        for order_ref in not_processed
+    ]
+    problems += [f"order {order_ref} PROCESSED, but never charged" for order_ref in not_charged]
+    problems += [
+        f"order {order_ref} charged {amount} {currency}, "
+        f"its total is {processed[order_ref][0]} {processed[order_ref][1]}"
+        for order_ref, amount, currency in wrong_amount
+    ]
+    return Check(
+        name="charged == PROCESSED",
+        figure=(
+            f"charged {len(charged_refs)}, PROCESSED {len(processed)}, "
+            f"not PROCESSED {len(not_processed)}, not charged {len(not_charged)}, "
+            f"wrong amount {len(wrong_amount)}"
+        ),
+        ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+def _statuses(order_refs: Sequence[str]) -> dict[str, str]:
+    """The status of each ledger order_ref that names an existing order."""
+    ids = []
+    for order_ref in order_refs:
+        try:
+            ids.append(uuid.UUID(order_ref))
+        except ValueError:
+            continue
+    if not ids:
+        return {}
+    return {
+        str(order_id): status
+        for order_id, status in Order.objects.filter(id__in=ids).values_list("id", "status")
+    }
+
+
+# --- histories ------------------------------------------------------------------------------
+
+
+def _histories_valid() -> Check:
+    events = defaultdict(list)
+    for event in OrderEvent.objects.order_by("order_id", "version").values_list(
+        "order_id", "version", "from_status", "to_status", named=True
+    ):
+        events[event.order_id].append(event)
+    orders = Order.objects.order_by("id").values_list("id", "status", "failed_from", "version")
+    checked, problems = 0, []
+    for order_id, status, failed_from, version in orders:
+        checked += 1
+        problem = _history_problem(
+            status=status, failed_from=failed_from, version=version, events=events[order_id]
+        )
+        if problem:
+            problems.append(f"order {order_id}: {problem}")
+    return Check(
+        name="histories valid",
+        figure=f"invalid {len(problems)} / {checked} orders",
+        ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+def _history_problem(*, status: str, failed_from: str, version: int, events: list) -> str | None:
+    """What is wrong with one order's history, or None if it walks legally to its status.
+
+    `events` are ordered by version and have `version`, `from_status` and `to_status`.
+    """
+    if not events:
+        return "no history events"
+    for expected, event in enumerate(events, start=1):
+        if event.version != expected:
+            return f"gap: event v{event.version} where v{expected} belongs"
+    if len(events) != version:
+        return f"{len(events)} events, but the order is at version {version}"
+    first = events[0]
+    if (first.from_status, first.to_status) != ("", S.PENDING):
+        return f"v1 {_step(first)}, expected (created) -> PENDING"
+    # The status the latest FAILED was entered from: the only way out of FAILED is back to it.
+    entered_failed_from = ""
+    for previous, event in pairwise(events):
+        if event.from_status != previous.to_status:
+            return (
+                f"v{event.version} {_step(event)} starts from {event.from_status}, "
+                f"but v{previous.version} ended in {previous.to_status}"
+            )
+        if not can_transition(
+            current=event.from_status, to=event.to_status, failed_from=entered_failed_from
+        ):
+            why = (
+                f" (it failed from {entered_failed_from})" if event.from_status == S.FAILED else ""
+            )
+            return f"v{event.version} {_step(event)} is not allowed{why}"
+        if event.to_status == S.FAILED:
+            entered_failed_from = event.from_status
+    last = events[-1]
+    if last.to_status != status:
+        return f"history ends in {last.to_status}, but the order is {status}"
+    if status == S.FAILED and failed_from != entered_failed_from:
+        return f"failed_from is {failed_from}, but the history failed from {entered_failed_from}"
+    return None
+
+
+def _step(event) -> str:
+    return f"{event.from_status or '(created)'} -> {event.to_status}"
+
+
+# --- broker and messages --------------------------------------------------------------------
+
+
+def _queues_empty(name: str, queues: Sequence[str], queue_depths: Mapping[str, int]) -> Check:
+    """A queue the caller did not measure fails: an unmeasured queue is not an empty one."""
+    problems = []
+    for queue in queues:
+        depth = queue_depths.get(queue)
+        if depth is None:
+            problems.append(f"{queue}: not measured")
+        elif depth:
+            problems.append(f"{queue}: {depth} ready message(s) left")
+    return Check(
+        name=name,
+        figure=", ".join(f"{queue} {queue_depths.get(queue, '?')}" for queue in queues),
+        ok=not problems,
+        problems=problems,
+    )
+
+
+def _outbox_published() -> Check:
+    unpublished = OutboxMessage.objects.filter(published_at__isnull=True)
+    count = unpublished.count()
+    examples = unpublished.order_by("created_at", "id").values_list(
+        "id", "task_name", "attempts", "last_error"
+    )[:MAX_EXAMPLES]
+    problems = [
+        f"{task_name} {message_id}: {attempts} failed attempt(s)"
+        + (f", last error: {last_error[:120]}" if last_error else "")
+        for message_id, task_name, attempts, last_error in examples
+    ]
+    if count > MAX_EXAMPLES:
+        problems.append(f"... and {count - MAX_EXAMPLES} more")
+    return Check(
+        name="outbox rows unpublished",
+        figure=f"unpublished {count} / {OutboxMessage.objects.count()}",
+        ok=count == 0,
+        problems=problems,
+    )
+
+
+def _poison_dead_lettered(poison_sent: int) -> Check:
+    """Poison messages are not orders: they end as dead letters linked to no order."""
+    unlinked = DeadLetter.objects.exclude(
+        Exists(Order.objects.filter(pk=OuterRef("order_id")))
+    ).count()
+    problems = []
+    if unlinked < poison_sent:
+        problems.append(
+            f"{poison_sent - unlinked} of {poison_sent} poison message(s) did not end as a "
+            "dead letter"
+        )
+    return Check(
+        name="poison dead-lettered",
+        figure=f"sent {poison_sent}, dead letters {unlinked}",
+        ok=not problems,
+        problems=problems,
+    )
+
+
+# --- report helpers -------------------------------------------------------------------------
+
+
+def _sorted(ids: Iterable[uuid.UUID]) -> list[uuid.UUID]:
+    return sorted(ids, key=str)
+
+
+def _examples(problems: Sequence[str]) -> list[str]:
+    """The first MAX_EXAMPLES problems, and how many more there were."""
+    shown = list(problems[:MAX_EXAMPLES])
+    if len(problems) > MAX_EXAMPLES:
+        shown.append(f"... and {len(problems) - MAX_EXAMPLES} more")
+    return shown
