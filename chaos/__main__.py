@@ -71,10 +71,18 @@ def main(argv: list[str]) -> int:
     django.setup()
     from django.core.management import call_command
 
-    from .broker import queue_depth, reset_topology
+    from .broker import consumers_on_work_queues, queue_depth, reset_topology
     from .invariants import all_hold, check_invariants, render_table
 
     call_command("migrate", verbosity=0)
+    busy = consumers_on_work_queues(config.broker_url)
+    if busy:
+        print(
+            f"other consumers are attached to {busy}: stop them first (the run would share its "
+            "queues with them)",
+            file=sys.stderr,
+        )
+        return 2
     reset_topology(config.broker_url)
     chaos = ChaosRun(config, admin_url=admin_url, run_url=run_url, database=database)
     try:

@@ -20,6 +20,17 @@ def queue_depth(url: str, name: str) -> int:
         return count
 
 
+def consumers_on_work_queues(url: str) -> dict[str, int]:
+    """Queues that some process is consuming from right now (passive declares)."""
+    with connect(url) as connection:
+        declare_topology(connection)
+        counts = {
+            name: connection.default_channel.queue_declare(queue=name, passive=True)[2]
+            for name in (*WORK_QUEUES, DEAD_LETTER_QUEUE)
+        }
+    return {name: count for name, count in counts.items() if count}
+
+
 def reset_topology(url: str) -> None:
     """Declare the topology and empty the queues of whatever earlier runs left."""
     with connect(url) as connection:

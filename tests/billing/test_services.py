@@ -8,6 +8,7 @@ import pytest
 from billing import services
 from billing.errors import GatewayRequestRejected, GatewayTimeout
 from billing.models import Charge, FakeGatewayCharge, FakeGatewayFault
+from ordering import services as order_services
 from ordering.errors import OrderNotFound
 from ordering.models import Order
 from ordering.state_machine import OrderStatus
@@ -205,3 +206,16 @@ def test_two_messages_charging_one_order_at_once_charge_it_once():
         assert entry.outcome == Outcome.CHARGED
         row = Charge.objects.get(order=order)
         assert (row.status, row.gateway_reference) == (Charge.Status.SUCCEEDED, entry.reference)
+
+
+def test_a_copy_refused_while_the_order_is_failed_does_not_shadow_its_replay():
+    order = OrderFactory(status=S.FAILED, failed_from=S.APPROVED)
+    message_id = uuid.uuid4()
+
+    charge(order, message_id)  # a stray copy: the order is FAILED, nothing is charged
+    order_services.resume_order(order_id=order.id, cause="replay")
+    charge(order, message_id)  # the operator's replay of the same message
+
+    order.refresh_from_db()
+    assert order.status == S.PROCESSED
+    assert len(ledger(order)) == 1

@@ -10,6 +10,7 @@ import pytest
 from fraud import services
 from fraud.models import FraudAssessment
 from messaging.models import OutboxMessage, ProcessedMessage
+from ordering import services as order_services
 from ordering.errors import OrderNotFound
 from ordering.models import Order
 from ordering.state_machine import OrderStatus
@@ -236,3 +237,16 @@ def test_one_message_delivered_twice_at_once_is_applied_once(monkeypatch):
     assert (order.status, order.version) == (S.APPROVED, 2)
     assert ProcessedMessage.objects.filter(message_id=message_id).count() == 1
     assert len(billing_messages()) == 1
+
+
+def test_a_copy_refused_while_the_order_is_failed_does_not_shadow_its_replay():
+    order = OrderFactory(status=S.FAILED, failed_from=S.PENDING)
+    message_id = uuid.uuid4()
+
+    screen(order, message_id)  # a stray copy: refused, the order is FAILED
+    order_services.resume_order(order_id=order.id, cause="replay")
+    screen(order, message_id)  # the operator's replay of the same message
+
+    order.refresh_from_db()
+    assert order.status == S.APPROVED
+    assert ProcessedMessage.objects.filter(message_id=message_id).count() == 1
