@@ -1,0 +1,34 @@
+"""python -m bench RUN [options]: measure Orderflow beside its baseline, in one run.
+
+Runs: pipeline (against bare Celery), api (against an insert-only view), decoupling
+(against a synchronous design), backlog (10x against 1x). Each prints a table and writes
+docs/benchmarks/<run>.json and <run>.png.
+"""
+
+import argparse
+import importlib
+import sys
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    runs = parser.add_subparsers(dest="run", required=True)
+    pipeline = runs.add_parser("pipeline", help="orders/s and latency against bare Celery")
+    pipeline.add_argument("--orders", type=int, default=500)
+    pipeline.add_argument("--concurrency", type=int, default=2)
+    api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")
+    api.add_argument("--clients", type=int, default=8)
+    api.add_argument("--seconds", type=float, default=15)
+    decoupling = runs.add_parser("decoupling", help="API latency with a slow gateway, vs synchronous")
+    decoupling.add_argument("--clients", type=int, default=4)
+    decoupling.add_argument("--seconds", type=float, default=10)
+    backlog = runs.add_parser("backlog", help="drain rate and worker memory, 10x against 1x")
+    backlog.add_argument("--orders", type=int, default=200, help="the 1x backlog")
+    backlog.add_argument("--concurrency", type=int, default=2)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(f"bench.{args.run}")
+    return module.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

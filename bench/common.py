@@ -1,0 +1,170 @@
+"""What every benchmark run shares: a fresh database, the processes, statistics and reports."""
+
+import contextlib
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+from tqdm import tqdm
+
+from chaos.processes import ROOT, ManagedProcess, python_argv, venv_bin
+from chaos.proxy import free_port
+from chaos.run import create_database, database_urls
+
+RESULTS_DIR = ROOT / "docs" / "benchmarks"
+LOG_DIR = ROOT / "test-artifacts" / "bench"
+
+
+def setup_django(database_name: str) -> str:
+    """Create a fresh database for the run, point Django at it, migrate; returns its URL."""
+    base = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orderflow")
+    admin_url, _, _ = database_urls(base, 0)
+    run_url = admin_url.rsplit("/", 1)[0] + f"/{database_name}"
+    create_database(admin_url, database_name)
+    os.environ["DATABASE_URL"] = run_url
+    os.environ.setdefault("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("SECRET_KEY", "orderflow-bench-not-a-secret")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    return run_url
+
+
+def process_env(**overrides: str) -> dict[str, str]:
+    """The environment of a benchmarked process: production-like, logs at WARNING."""
+    return {
+        **os.environ,
+        "DEBUG": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "LOG_LEVEL": "WARNING",
+        **overrides,
+    }
+
+
+def celery_worker(name: str, queues: str, concurrency: int, env: dict[str, str]) -> ManagedProcess:
+    return ManagedProcess(
+        name,
+        [
+            venv_bin("celery"),
+            "-A",
+            "config",
+            "worker",
+            "--queues",
+            queues,
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--loglevel",
+            "WARNING",
+        ],
+        env,
+        LOG_DIR,
+    )
+
+
+def gunicorn(env: dict[str, str], workers: int = 2) -> tuple[ManagedProcess, str]:
+    port = free_port()
+    web = ManagedProcess(
+        "web",
+        [
+            venv_bin("gunicorn"),
+            "config.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+        ],
+        env,
+        LOG_DIR,
+    )
+    return web, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(process: ManagedProcess, pattern: str, timeout: float = 90) -> None:
+    process.wait_for_output(pattern, timeout=timeout)
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p95, p99 of the values (same unit), 0 when there are none."""
+    if not values:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0}
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {"p50": round(cuts[49], 4), "p95": round(cuts[94], 4), "p99": round(cuts[98], 4)}
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process and its children, in bytes."""
+    try:
+        process = psutil.Process(pid)
+        members = [process, *process.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0
+    total = 0
+    for member in members:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            total += member.memory_info().rss
+    return total
+
+
+def wait_until_count(count: Callable[[], int], total: int, desc: str, timeout: float) -> float:
+    """Poll count() with a progress bar until it reaches total; returns the time it took."""
+    started = time.monotonic()
+    with tqdm(total=total, desc=desc, unit="order", file=sys.stderr, leave=False) as bar:
+        done = 0
+        while done < total:
+            if time.monotonic() - started > timeout:
+                raise TimeoutError(f"{desc}: {done}/{total} after {timeout}s")
+            now = count()
+            bar.update(now - done)
+            done = now
+            time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def machine() -> dict[str, object]:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def write_report(run: str, figures: dict, chart: Callable[[Path], None]) -> Path:
+    """docs/benchmarks/<run>.json and <run>.png."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    figures = {
+        "run": run,
+        "machine": machine(),
+        "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+        **figures,
+    }
+    path = RESULTS_DIR / f"{run}.json"
+    path.write_text(json.dumps(figures, indent=2) + "\n")
+    chart(RESULTS_DIR / f"{run}.png")
+    return path
+
+
+def print_table(title: str, header: list[str], rows: list[list[object]]) -> None:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    print("  ".join(str(cell).ljust(width) for cell, width in zip(header, widths, strict=True)))
+    print("  ".join("-" * width for width in widths))
+    for row in rows:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+
+
+__all__ = ["LOG_DIR", "ROOT", "ManagedProcess", "python_argv"]
