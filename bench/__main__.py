@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")
     api.add_argument("--clients", type=int, default=8)
     api.add_argument("--seconds", type=float, default=15)
-    decoupling = runs.add_parser("decoupling", help="API latency with a slow gateway, vs synchronous")
+    decoupling = runs.add_parser("decoupling", help="API latency, slow gateway, vs synchronous")
     decoupling.add_argument("--clients", type=int, default=4)
     decoupling.add_argument("--seconds", type=float, default=10)
     backlog = runs.add_parser("backlog", help="drain rate and worker memory, 10x against 1x")
