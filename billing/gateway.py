@@ -75,6 +75,8 @@ class FakeGateway:
 
     @staticmethod
     def _planned_fault(order_ref: str) -> str | None:
+        if not FakeGatewayFault.objects.filter(remaining__gt=0).exists():
+            return None  # the usual case: one cheap read, no lock
         with transaction.atomic():
             fault = (
                 FakeGatewayFault.objects.select_for_update(skip_locked=True)

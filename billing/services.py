@@ -2,12 +2,13 @@
 
 import logging
 import uuid
+from decimal import Decimal
 
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.utils import timezone
 
 from messaging.errors import TransientError
-from messaging.idempotency import already_applied, claim_message
+from messaging.idempotency import claim_message, db_uuid
 from ordering import selectors as order_selectors
 from ordering import services as order_services
 from ordering.state_machine import OrderStatus, can_transition
@@ -28,18 +29,13 @@ def charge(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
     id as idempotency key, so a retry, a redelivery or a replay never charges twice. A
     duplicate message, or an order that is not APPROVED, changes nothing.
     """
-    if already_applied(consumer=CONSUMER, message_id=message_id):
-        logger.info("duplicate message ignored: order=%s message=%s", order_id, message_id)
-        return
     order = order_selectors.get_order(order_id=order_id)
+    # A duplicate of an applied message finds the order past APPROVED: nothing to do.
     if not can_transition(current=order.status, to=OrderStatus.PROCESSED):
         logger.info("order=%s is %s, not charged (message=%s)", order_id, order.status, message_id)
         return
 
-    charge_row, _ = Charge.objects.get_or_create(
-        order_id=order.id, defaults={"amount": order.total, "currency": order.currency}
-    )
-    Charge.objects.filter(pk=charge_row.pk).update(attempts=F("attempts") + 1)
+    charge_row = _start_attempt(order)
     try:
         result = get_gateway().charge(
             idempotency_key=str(order.id),
@@ -56,6 +52,23 @@ def charge(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
         Charge.objects.filter(pk=charge_row.pk).update(last_error=str(error)[:2000])
         raise
     _settle(order_id, message_id, to=OrderStatus.PROCESSED, reference=result.reference)
+
+
+def _start_attempt(order) -> Charge:
+    """The order's one Charge, created on the first attempt, its attempts counted: one upsert."""
+    table = Charge._meta.db_table
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (order_id, amount, currency, status, gateway_reference,"  # noqa: S608 - our table
+            " decline_reason, attempts, last_error, created_at, updated_at)"
+            " VALUES (%s, %s, %s, %s, '', '', 1, '', %s, %s)"
+            f" ON CONFLICT (order_id) DO UPDATE SET attempts = {table}.attempts + 1,"
+            " updated_at = EXCLUDED.updated_at RETURNING id, amount, currency",
+            [db_uuid(order.id), order.total, order.currency, Charge.Status.PENDING, now, now],
+        )
+        charge_id, amount, currency = cursor.fetchone()
+    return Charge(id=charge_id, order_id=order.id, amount=Decimal(str(amount)), currency=currency)
 
 
 def _settle(

@@ -1,8 +1,9 @@
-"""The Celery app: configured from Django settings (CELERY_* names), queues and routes here."""
+"""The Celery app: configured from Django settings (CELERY_* names), queues, routes, and
+the database-connection rule for tasks."""
 
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -17,6 +18,15 @@ def _configure_queues(sender: Celery, **kwargs) -> None:
     sender.conf.task_queues = work_queues()
     # Tasks are named "<queue>.<step>": fraud.screen_order, billing.charge_order.
     sender.conf.task_routes = {f"{queue.name}.*": {"queue": queue.name} for queue in work_queues()}
+
+
+@signals.task_prerun.connect
+def _database_connections_as_django_would(**kwargs) -> None:
+    # What Django does at each request: drop a connection that is broken or past CONN_MAX_AGE,
+    # and health-check the kept one before its next use.
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 app.autodiscover_tasks()

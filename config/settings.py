@@ -208,8 +208,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 # Retries wait in RabbitMQ (native delayed delivery needs the quorum type named here).
 CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE = "quorum"
+# Celery's Django fixup opens a new database connection for every task unless this is set;
+# with it, Django's own rules (CONN_MAX_AGE, health checks) decide, run before each task in
+# config/celery.py. A new connection per task cost more than the task's own queries.
+CELERY_DB_REUSE_MAX = 10_000
 # Declares the dead-letter queue first; dead-letters undecodable messages (messaging/consumer.py).
 CELERY_WORKER_CONSUMER = "messaging.consumer:PipelineConsumer"
+# Store successful task results too (failures are always stored): one more write per message.
+RESULTS_STORE_SUCCESSES = env.bool("RESULTS_STORE_SUCCESSES", default=False)
 # django-celery-results, but a failure to store a result never fails the task.
 CELERY_RESULT_BACKEND = "messaging.results:BestEffortDatabaseBackend"
 CELERY_RESULT_EXTENDED = True

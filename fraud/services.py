@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from messaging import outbox
-from messaging.idempotency import already_applied, claim_message
+from messaging.idempotency import claim_message
 from ordering import selectors as order_selectors
 from ordering import services as order_services
 from ordering.state_machine import OrderStatus
@@ -54,9 +54,7 @@ def screen(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
     assessment = assess(order)
     approved = assessment.verdict == FraudAssessment.Verdict.APPROVED
     with transaction.atomic():
-        if already_applied(consumer=CONSUMER, message_id=message_id):
-            logger.info("duplicate message ignored: order=%s message=%s", order_id, message_id)
-            return
+        # A duplicate finds the order past PENDING (refused) or its id claimed: no effect.
         result = order_services.transition(
             order_id=order_id,
             to=OrderStatus.APPROVED if approved else OrderStatus.CANCELED_FRAUD,
@@ -67,14 +65,20 @@ def screen(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
         if not result.applied or not claim_message(consumer=CONSUMER, message_id=message_id):
             transaction.set_rollback(True)
             return
-        FraudAssessment.objects.update_or_create(
-            order_id=order_id,
-            defaults={
-                "verdict": assessment.verdict,
-                "score": assessment.score,
-                "reasons": assessment.reasons,
-                "message_id": message_id,
-            },
+        # One upsert: an order screened again after a replay keeps one assessment.
+        FraudAssessment.objects.bulk_create(
+            [
+                FraudAssessment(
+                    order_id=order_id,
+                    verdict=assessment.verdict,
+                    score=assessment.score,
+                    reasons=assessment.reasons,
+                    message_id=message_id,
+                )
+            ],
+            update_conflicts=True,
+            unique_fields=["order"],
+            update_fields=["verdict", "score", "reasons", "message_id", "assessed_at"],
         )
         if approved:
             outbox.enqueue(task_name="billing.charge_order", kwargs={"order_id": str(order_id)})

@@ -13,6 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from .broker import BROKER_ERRORS, send_message
@@ -27,8 +28,38 @@ def enqueue(*, task_name: str, kwargs: dict, headers: dict | None = None) -> Out
         task_name=task_name, kwargs=kwargs, headers=headers or {}
     )
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
-        transaction.on_commit(lambda: publish_pending(ids=[message.id]), robust=True)
+        transaction.on_commit(lambda: publish_committed(message), robust=True)
     return message
+
+
+def publish_committed(message: OutboxMessage) -> bool:
+    """Publish a message its own process just committed, then mark it published.
+
+    No row lock here: the relay only takes rows older than its --min-age, and should both
+    publish one, consumers apply a message id once.
+    """
+    try:
+        send_message(
+            task_name=message.task_name,
+            message_id=message.id,
+            kwargs=message.kwargs,
+            headers=message.headers,
+        )
+    except BROKER_ERRORS as error:
+        logger.warning(
+            "outbox publish failed, left for the relay: message=%s task=%s error=%s",
+            message.id,
+            message.task_name,
+            error,
+        )
+        OutboxMessage.objects.filter(pk=message.pk).update(
+            attempts=F("attempts") + 1, last_error=str(error)[:2000]
+        )
+        return False
+    OutboxMessage.objects.filter(pk=message.pk, published_at__isnull=True).update(
+        published_at=timezone.now()
+    )
+    return True
 
 
 def publish_pending(

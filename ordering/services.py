@@ -39,40 +39,42 @@ def transition(
     out-of-order message) is logged and returned with `applied=False`; it is not an error.
     Call it inside an outer `transaction.atomic()` to commit other effects with it.
     """
-    with transaction.atomic():
-        try:
-            order = Order.objects.select_for_update().get(pk=order_id)
-        except Order.DoesNotExist:
-            raise OrderNotFound(
-                f"Order {order_id} does not exist.", extra={"order_id": str(order_id)}
-            ) from None
+    # No savepoint inside a caller's transaction (two statements fewer per transition), so
+    # nothing is raised inside the block: an exception there would doom the caller's work.
+    with transaction.atomic(savepoint=False):
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        applied = order is not None and _apply(order, to=to, cause=cause, message_id=message_id)
+    if order is None:
+        raise OrderNotFound(f"Order {order_id} does not exist.", extra={"order_id": str(order_id)})
+    return TransitionResult(order=order, applied=applied)
 
-        current = order.status
-        if not can_transition(current=current, to=to, failed_from=order.failed_from):
-            logger.info(
-                "transition refused: order=%s %s -> %s cause=%r message=%s",
-                order_id,
-                current,
-                to,
-                cause,
-                message_id,
-            )
-            return TransitionResult(order=order, applied=False)
 
-        order.failed_from = current if to == OrderStatus.FAILED else ""
-        order.status = to
-        order.version += 1
-        order.save(update_fields=["status", "failed_from", "version", "updated_at"])
-        OrderEvent.objects.create(
-            order=order,
-            from_status=current,
-            to_status=to,
-            cause=cause[:255],
-            message_id=message_id,
-            version=order.version,
+def _apply(order: Order, *, to: OrderStatus, cause: str, message_id: uuid.UUID | None) -> bool:
+    current = order.status
+    if not can_transition(current=current, to=to, failed_from=order.failed_from):
+        logger.info(
+            "transition refused: order=%s %s -> %s cause=%r message=%s",
+            order.id,
+            current,
+            to,
+            cause,
+            message_id,
         )
-    logger.info("order=%s %s -> %s cause=%r message=%s", order_id, current, to, cause, message_id)
-    return TransitionResult(order=order, applied=True)
+        return False
+    order.failed_from = current if to == OrderStatus.FAILED else ""
+    order.status = to
+    order.version += 1
+    order.save(update_fields=["status", "failed_from", "version", "updated_at"])
+    OrderEvent.objects.create(
+        order=order,
+        from_status=current,
+        to_status=to,
+        cause=cause[:255],
+        message_id=message_id,
+        version=order.version,
+    )
+    logger.info("order=%s %s -> %s cause=%r message=%s", order.id, current, to, cause, message_id)
+    return True
 
 
 def create_order(
