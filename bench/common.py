@@ -51,13 +51,15 @@ def process_env(**overrides: str) -> dict[str, str]:
     }
 
 
-def celery_worker(name: str, queues: str, concurrency: int, env: dict[str, str]) -> ManagedProcess:
+def celery_worker(
+    name: str, queues: str, concurrency: int, env: dict[str, str], app: str = "config"
+) -> ManagedProcess:
     return ManagedProcess(
         name,
         [
             venv_bin("celery"),
             "-A",
-            "config",
+            app,
             "worker",
             "--queues",
             queues,
@@ -95,6 +97,22 @@ def gunicorn(env: dict[str, str], workers: int = 2) -> tuple[ManagedProcess, str
 
 def wait_ready(process: ManagedProcess, pattern: str, timeout: float = 90) -> None:
     process.wait_for_output(pattern, timeout=timeout)
+
+
+def wait_for_consumers(queues: str, timeout: float = 90) -> None:
+    """Wait until a worker consumes every queue named (workers log at WARNING: no 'ready')."""
+    from chaos.broker import connect
+
+    deadline = time.monotonic() + timeout
+    with connect(os.environ["CELERY_BROKER_URL"]) as connection:
+        while True:
+            channel = connection.default_channel
+            counts = [channel.queue_declare(queue=q, passive=True)[2] for q in queues.split(",")]
+            if all(counts):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no consumer on {queues} after {timeout}s")
+            time.sleep(0.2)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
