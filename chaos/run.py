@@ -118,7 +118,11 @@ class ChaosRun:
         self.broker_proxy = TcpProxy((broker.hostname or "127.0.0.1", broker.port or 5672)).start()
         mode = self.config.broker_control
         if mode == "auto":
-            mode = "rabbitmqctl" if BrokerControl.rabbitmqctl_works() else "proxy"
+            # rabbitmqctl drives the machine's default node: use it only for that broker.
+            default_node = (
+                broker.hostname in ("127.0.0.1", "localhost") and (broker.port or 5672) == 5672
+            )
+            mode = "rabbitmqctl" if default_node and BrokerControl.rabbitmqctl_works() else "proxy"
         self.broker_control = BrokerControl(mode, self.broker_proxy)
         broker_url = self.config.broker_url
         if mode == "proxy":
