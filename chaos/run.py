@@ -97,7 +97,10 @@ def create_database(admin_url: str, name: str) -> None:
 class ChaosRun:
     def __init__(self, config: Config, *, admin_url: str, run_url: str, database: str) -> None:
         self.config = config
-        self.rng = random.Random(config.seed)  # noqa: S311 - a repeatable schedule, not secrets
+        # Two generators from one seed: the fault schedule stays the same whatever the message
+        # thread draws (repeatable runs, not secrets).
+        self.rng = random.Random(config.seed)  # noqa: S311
+        self.message_rng = random.Random(config.seed + 1)  # noqa: S311
         self.admin_url = admin_url
         self.run_url = run_url
         self.database = database
@@ -349,11 +352,11 @@ class ChaosRun:
                 continue
             for message in fresh:
                 seen.add(message.id)
-                draw = self.rng.random()
+                draw = self.message_rng.random()
                 if draw < self.config.duplicates:
                     self._resend(send_message, message, "duplicates_sent")
                 elif draw < self.config.duplicates + self.config.late:
-                    late.append((time.monotonic() + self.rng.uniform(5, 15), message))
+                    late.append((time.monotonic() + self.message_rng.uniform(5, 15), message))
             due = [entry for entry in late if entry[0] <= time.monotonic()]
             for entry in due:
                 late.remove(entry)
