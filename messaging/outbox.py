@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from .broker import BROKER_ERRORS, send_message
+from .broker import BROKER_ERRORS, send_message, send_messages
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -67,9 +67,10 @@ def publish_pending(
 ) -> int:
     """Publish unpublished outbox rows (all, or those in `ids`); return how many went out.
 
-    Rows are locked with SKIP LOCKED, so the after-commit path and any number of relays
-    never publish one row at the same time. A broker error stops the batch: the rows stay
-    unpublished, with the error recorded, for the relay to try again.
+    Rows are locked with SKIP LOCKED, so any number of relays never publish one row at the
+    same time. The batch is published in one go and confirmed once (messaging.broker
+    .send_messages); if the broker errs or does not confirm, every row of the batch stays
+    unpublished, with the error recorded, for the next pass.
     """
     with transaction.atomic():
         pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
@@ -83,27 +84,25 @@ def publish_pending(
         if not batch:
             return 0
 
-        published: list[uuid.UUID] = []
-        for message in batch:
-            try:
-                send_message(
-                    task_name=message.task_name,
-                    message_id=message.id,
-                    kwargs=message.kwargs,
-                    headers=message.headers,
-                )
-            except BROKER_ERRORS as error:
-                logger.warning(
-                    "outbox publish failed, left for the relay: message=%s task=%s error=%s",
-                    message.id,
-                    message.task_name,
-                    error,
-                )
-                OutboxMessage.objects.filter(pk=message.pk).update(
-                    attempts=message.attempts + 1, last_error=str(error)[:2000]
-                )
-                break
-            published.append(message.id)
-
-        OutboxMessage.objects.filter(id__in=published).update(published_at=timezone.now())
-    return len(published)
+        try:
+            send_messages(
+                [
+                    {
+                        "task_name": message.task_name,
+                        "message_id": message.id,
+                        "kwargs": message.kwargs,
+                        "headers": message.headers,
+                    }
+                    for message in batch
+                ]
+            )
+        except BROKER_ERRORS as error:
+            logger.warning("outbox batch of %s not confirmed, kept: %s", len(batch), error)
+            OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(
+                attempts=F("attempts") + 1, last_error=str(error)[:2000]
+            )
+            return 0
+        OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(
+            published_at=timezone.now()
+        )
+    return len(batch)

@@ -36,6 +36,11 @@ class RecordingBroker:
                 }
             )
 
+    def send_batch(self, messages: list[dict]) -> None:
+        """Stands in for messaging.broker.send_messages: publishes in order until an error."""
+        for message in messages:
+            self(**message)
+
     @property
     def task_ids(self) -> list[uuid.UUID]:
         return [message["task_id"] for message in self.sent]
@@ -46,6 +51,7 @@ def broker(monkeypatch) -> RecordingBroker:
     """Every test here publishes to this fake; RabbitMQ is never touched."""
     fake = RecordingBroker()
     monkeypatch.setattr(outbox, "send_message", fake)
+    monkeypatch.setattr(outbox, "send_messages", fake.send_batch)
     return fake
 
 
