@@ -73,7 +73,8 @@ def _apply(order: Order, *, to: OrderStatus, cause: str, message_id: uuid.UUID |
         message_id=message_id,
         version=order.version,
     )
-    logger.info("order=%s %s -> %s cause=%r message=%s", order.id, current, to, cause, message_id)
+    # DEBUG: the OrderEvent row is the record; a log line per step is cost without news.
+    logger.debug("order=%s %s -> %s cause=%r message=%s", order.id, current, to, cause, message_id)
     return True
 
 
