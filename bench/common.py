@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 from tqdm import tqdm
 
-from chaos.processes import ROOT, ManagedProcess, python_argv, venv_bin
+from chaos.processes import ROOT, ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
 from chaos.proxy import free_port
 from chaos.run import create_database, database_urls
 
@@ -54,44 +54,15 @@ def process_env(**overrides: str) -> dict[str, str]:
 def celery_worker(
     name: str, queues: str, concurrency: int, env: dict[str, str], app: str = "config"
 ) -> ManagedProcess:
-    return ManagedProcess(
-        name,
-        [
-            venv_bin("celery"),
-            "-A",
-            app,
-            "worker",
-            "--queues",
-            queues,
-            "--concurrency",
-            str(concurrency),
-            "--hostname",
-            f"{name}@%h",
-            "--without-gossip",
-            "--without-mingle",
-            "--loglevel",
-            "WARNING",
-        ],
-        env,
-        LOG_DIR,
+    argv = celery_worker_argv(
+        hostname=f"{name}@%h", queues=queues, concurrency=concurrency, loglevel="WARNING", app=app
     )
+    return ManagedProcess(name, argv, env, LOG_DIR)
 
 
 def gunicorn(env: dict[str, str], workers: int = 2) -> tuple[ManagedProcess, str]:
     port = free_port()
-    web = ManagedProcess(
-        "web",
-        [
-            venv_bin("gunicorn"),
-            "config.wsgi",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-        ],
-        env,
-        LOG_DIR,
-    )
+    web = ManagedProcess("web", gunicorn_argv(port=port, workers=workers), env, LOG_DIR)
     return web, f"http://127.0.0.1:{port}"
 
 

@@ -81,3 +81,27 @@ def python_argv(*args: str) -> list[str]:
 
 def venv_bin(name: str) -> str:
     return str(Path(sys.executable).parent / name)
+
+
+def celery_worker_argv(
+    *,
+    hostname: str,
+    queues: str = "fraud,billing",
+    concurrency: int = 2,
+    loglevel: str = "INFO",
+    app: str = "config",
+) -> list[str]:
+    """The Procfile's worker, with what tests and harnesses vary; no gossip or mingle."""
+    return [
+        venv_bin("celery"), "-A", app, "worker", "--queues", queues,
+        "--concurrency", str(concurrency), "--hostname", hostname,
+        "--without-gossip", "--without-mingle", "--loglevel", loglevel,
+    ]  # fmt: skip
+
+
+def gunicorn_argv(*, port: int, workers: int = 2, extra: tuple[str, ...] = ()) -> list[str]:
+    """The Procfile's web process on a local port."""
+    return [
+        venv_bin("gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers), *extra,
+    ]  # fmt: skip

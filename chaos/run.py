@@ -24,7 +24,7 @@ from django.db import DatabaseError, close_old_connections
 from .broker import publish_raw, queue_depth
 from .faults import BrokerControl, database_fault, kill_worker, kill_worker_child
 from .http import ApiClient
-from .processes import ROOT, ManagedProcess, python_argv, venv_bin
+from .processes import ROOT, ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
 from .proxy import TcpProxy, free_port
 
 logger = logging.getLogger("chaos")
@@ -151,42 +151,10 @@ class ChaosRun:
         port = free_port()
         log_dir = self.config.log_dir
         self.web = ManagedProcess(
-            "web",
-            [
-                venv_bin("gunicorn"),
-                "config.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--timeout",
-                "60",
-            ],
-            env,
-            log_dir,
+            "web", gunicorn_argv(port=port, extra=("--timeout", "60")), env, log_dir
         )
         self.workers = [
-            ManagedProcess(
-                f"worker{n}",
-                [
-                    venv_bin("celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "--queues",
-                    "fraud,billing",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    f"chaos{n}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "INFO",
-                ],
-                env,
-                log_dir,
-            )
+            ManagedProcess(f"worker{n}", celery_worker_argv(hostname=f"chaos{n}@%h"), env, log_dir)
             for n in range(self.config.workers)
         ]
         self.relay = ManagedProcess(

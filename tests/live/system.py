@@ -15,7 +15,7 @@ from urllib.parse import quote
 from kombu.utils.url import parse_url
 
 from chaos.broker import queue_depth, reset_topology
-from chaos.processes import ManagedProcess, python_argv, venv_bin
+from chaos.processes import ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
 from chaos.proxy import TcpProxy, free_port
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
 
@@ -75,37 +75,11 @@ class LiveSystem:
             broker_url=broker_url,
             proxy=proxy,
             worker=ManagedProcess(
-                "worker",
-                [
-                    venv_bin("celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "--queues",
-                    "fraud,billing",
-                    "--concurrency",
-                    "2",
-                    "--hostname",
-                    "itest@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "INFO",
-                ],
-                process_env(db_url, broker_url),
+                "worker", celery_worker_argv(hostname="itest@%h"), process_env(db_url, broker_url)
             ),
             web=ManagedProcess(
                 "web",
-                [
-                    venv_bin("gunicorn"),
-                    "config.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--access-logfile",
-                    "-",
-                ],
+                gunicorn_argv(port=port, extra=("--access-logfile", "-")),
                 process_env(db_url, proxied),
             ),
             relay=ManagedProcess(
