@@ -146,6 +146,7 @@ class ChaosRun:
             "RETRY_BASE_SECONDS": "1",
             "RETRY_MAX_SECONDS": "8",
             "BROKER_CONNECTION_TIMEOUT": "1",
+            "SECURE_SSL_REDIRECT": "0",  # plain HTTP on localhost
         }
         self.env = env
         port = free_port()

@@ -29,6 +29,16 @@ CELERY_BROKER_URL = env.str(
     "CELERY_BROKER_URL",
     default=env.str("CLOUDAMQP_URL", default="amqp://guest:guest@127.0.0.1:5672//"),
 )
+# HTTPS behind a Heroku-style router, which terminates TLS and sets X-Forwarded-Proto.
+# Secure by default when DEBUG is off; each can be turned off (say, for plain-HTTP tests).
+SECURE_PROXY_SSL_HEADER_ENABLED = env.bool("SECURE_PROXY_SSL_HEADER", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
+# Subdomains and the browsers' preload list too: turn these off if a subdomain is not HTTPS.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 # Seconds to wait for the broker when connecting; the API never waits longer than this.
 BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
 # Publish outbox messages right after commit (off: the relay alone publishes them).
@@ -63,6 +73,9 @@ API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # ------------------------------------------------------------------------------------------
+
+if SECURE_PROXY_SSL_HEADER_ENABLED:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 if ORDER_DEFAULT_CURRENCY not in ORDER_CURRENCIES:
     raise ImproperlyConfigured(

@@ -36,6 +36,12 @@ def _outbox_left_to_the_relay(settings) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _plain_http(settings) -> None:
+    """The test client speaks plain HTTP; production redirects it to HTTPS (DEBUG off)."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings) -> None:
     """Real hashers are slow on purpose; tests create many users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

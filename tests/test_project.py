@@ -1,8 +1,13 @@
 """The project as a whole: checks, migrations, and the real services the suite runs on."""
 
+import os
+import secrets
+import subprocess
+import sys
 import uuid
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from kombu import Connection
 
@@ -34,3 +39,45 @@ def test_the_broker_the_suite_was_given_answers():
             message = simple.get(timeout=5)
             message.ack()
     assert message.payload == {"ping": 1}
+
+
+def test_production_settings_pass_the_deployment_checks():
+    """With DEBUG off and a real key, `check --deploy` finds nothing to warn about."""
+    env = {
+        **os.environ,
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "orderflow.example.com",
+    }
+    for name in ("SECURE_SSL_REDIRECT", "SECURE_HSTS_SECONDS", "SESSION_COOKIE_SECURE"):
+        env.pop(name, None)  # the defaults are what is checked
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_without_a_secret_key_production_refuses_to_start():
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {"DEBUG": "0"}
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr

@@ -47,6 +47,7 @@ def process_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
         "RETRY_BASE_SECONDS": "1",
         "RETRY_MAX_SECONDS": "2",
         "BROKER_CONNECTION_TIMEOUT": "0.5",
+        "SECURE_SSL_REDIRECT": "0",  # plain HTTP on localhost, no TLS router in front
         "RETRY_MAX_ATTEMPTS": "3",
         "RETRY_JITTER": "0",  # delays of 1 s then 2 s, so tests can see them grow
         **extra,
