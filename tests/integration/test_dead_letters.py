@@ -219,10 +219,14 @@ def test_a_pickle_message_is_dead_lettered_not_executed(system, tmp_path):
 
 
 def test_a_message_that_kills_its_worker_is_dead_lettered_by_the_delivery_limit(
-    system, buyer_api, operator, settings
+    system, buyer_api, operator
 ):
-    doomed, healthy = post_order(buyer_api), None
+    # Hold the order's message back until its fault is planted: the pipeline is fast enough
+    # to finish the order between the POST and the next line otherwise.
+    system.proxy.cut()
+    doomed = post_order(buyer_api)
     FakeGatewayFault.objects.create(remaining=1000, crash=True, order_ref=str(doomed))
+    system.proxy.restore()
 
     healthy = post_order(buyer_api, product_name="Spoon")
     failed = wait_for_status(doomed, "FAILED", timeout=60)
