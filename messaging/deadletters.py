@@ -16,6 +16,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 from kombu import Connection, Producer
@@ -134,8 +135,11 @@ def last_error_of(dead_letter: DeadLetter) -> str:
 def replay(*, dead_letter_id: int, actor: AbstractBaseUser | None) -> DeadLetter:
     """Publish a dead letter again to its original queue: same id and body, no death history.
 
-    Its task's `on_replay` runs first, in the same transaction (a FAILED order resumes from
-    where it failed). Replaying twice is safe: consumers apply a message id once.
+    First, in one transaction, its task's `on_replay` runs (a FAILED order resumes from where
+    it failed) and the row is marked REPLAYED; the message is published only after that
+    commits, so its consumer finds the order resumed. If the broker refuses, both are undone
+    (the order fails again, the row is NEW again) and ReplayFailed is raised. Replaying twice
+    is safe: consumers apply a message id once.
     """
     with transaction.atomic():
         dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
@@ -144,19 +148,27 @@ def replay(*, dead_letter_id: int, actor: AbstractBaseUser | None) -> DeadLetter
                 f"Dead letter {dead_letter.pk} cannot be replayed "
                 f"({dead_letter.status.lower()}, queue {dead_letter.queue or 'unknown'})."
             )
+        previous_status = dead_letter.status
         kwargs = _celery_kwargs(bytes(dead_letter.body), dead_letter.content_type)
         task = _task_named(dead_letter.task_name)
-        if task is not None and hasattr(task, "on_replay") and kwargs is not None:
+        hooks = task is not None and hasattr(task, "on_replay") and kwargs is not None
+        if hooks:
             task.on_replay(kwargs=kwargs)
-        try:
-            _publish_to_queue(dead_letter)
-        except BROKER_ERRORS as error:
-            raise ReplayFailed(f"Could not publish to {dead_letter.queue}: {error}") from error
         dead_letter.status = DeadLetter.Status.REPLAYED
         dead_letter.replay_count += 1
         dead_letter.acted_by = actor
         dead_letter.acted_at = timezone.now()
         dead_letter.save(update_fields=["status", "replay_count", "acted_by", "acted_at"])
+    try:
+        _publish_to_queue(dead_letter)
+    except BROKER_ERRORS as error:
+        with transaction.atomic():
+            DeadLetter.objects.filter(pk=dead_letter.pk).update(
+                status=previous_status, replay_count=F("replay_count") - 1
+            )
+            if hooks:
+                task.on_dead_letter(kwargs=kwargs, reason="replay failed")
+        raise ReplayFailed(f"Could not publish to {dead_letter.queue}: {error}") from error
     logger.info(
         "dead letter %s replayed to %s by %s", dead_letter.message_id, dead_letter.queue, actor
     )

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import pytest
 from amqp.exceptions import NotFound
 from django.db import OperationalError as DatabaseUnavailable
+from django.db import connection
 from django_celery_results.models import TaskResult
 from kombu import Connection
 from kombu.exceptions import OperationalError
@@ -505,7 +506,7 @@ def test_a_discarded_dead_letter_or_one_without_a_queue_is_not_replayable(replay
     ],
     ids=["kombu", "amqp", "socket"],
 )
-def test_a_broker_error_fails_the_replay_and_changes_nothing(replays, error):
+def test_a_broker_error_fails_the_replay_and_undoes_it(replays, error):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
     dead_letter = DeadLetterFactory(order_id=order.id)
     replays.error = error
@@ -514,16 +515,17 @@ def test_a_broker_error_fails_the_replay_and_changes_nothing(replays, error):
         deadletters.replay(dead_letter_id=dead_letter.pk, actor=UserFactory())
 
     assert failed.value.__cause__ is error
+    # The message is published after the resume commits, so a refused publish is undone
+    # by failing the order again; its history shows the attempt.
     order = reload(order)
-    assert (order.status, order.failed_from, order.version) == (
+    assert (order.status, order.failed_from) == (OrderStatus.FAILED, OrderStatus.PENDING)
+    assert list(order.events.order_by("version").values_list("to_status", flat=True)) == [
         OrderStatus.FAILED,
         OrderStatus.PENDING,
-        1,
-    )
-    assert order.events.count() == 1
+        OrderStatus.FAILED,
+    ]
     dead_letter = reload(dead_letter)
     assert (dead_letter.status, dead_letter.replay_count) == (DeadLetter.Status.NEW, 0)
-    assert (dead_letter.acted_by, dead_letter.acted_at) == (None, None)
 
 
 # discard() ------------------------------------------------------------------------------------
@@ -645,3 +647,20 @@ def test_the_consumer_requeues_what_it_cannot_record(dead_letter_consumer, monke
 
     assert message.outcome == "requeued"
     assert not DeadLetter.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_is_published_only_after_the_resumed_order_is_committed(monkeypatch):
+    """Published inside the transaction, the worker could see the order still FAILED."""
+    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
+    dead_letter = DeadLetterFactory(order_id=order.id)
+    seen = []
+
+    def publish(dead_letter):
+        seen.append((connection.in_atomic_block, Order.objects.get(pk=order.id).status))
+
+    monkeypatch.setattr(deadletters, "_publish_to_queue", publish)
+
+    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
+
+    assert seen == [(False, OrderStatus.PENDING)]
