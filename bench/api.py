@@ -19,6 +19,7 @@ import psutil
 from tqdm import tqdm
 
 from chaos.broker import connect, consumers_on_work_queues, queue_depth
+from chaos.http import wait_for_http
 from messaging.topology import WORK_QUEUES
 
 from .common import (
@@ -33,7 +34,7 @@ from .common import (
     wait_ready,
     write_report,
 )
-from .http_load import LoadResult, closed_loop, wait_for_http
+from .http_load import LoadResult, closed_loop
 
 BODY = {"product_name": "Bench widget", "quantity": 1, "unit_price": "25.00", "currency": "EUR"}
 WARMUP_S = 1.0

@@ -7,13 +7,14 @@ queue behind it, and its drain rate must not fall.
 import os
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
 from .common import (
     LOG_DIR,
     ManagedProcess,
     celery_worker,
+    create_orders,
+    make_buyers,
     print_table,
     process_env,
     python_argv,
@@ -23,8 +24,6 @@ from .common import (
     wait_until_count,
     write_report,
 )
-
-ORDERS_PER_BUYER = 15
 
 
 def run(args) -> int:
@@ -56,26 +55,12 @@ def run(args) -> int:
 
 def drain(orders: int, concurrency: int, label: str) -> dict:
     """Queue `orders` orders with no worker running, then start one and time the drain."""
-    from django.contrib.auth import get_user_model
 
     from ordering.models import Order
-    from ordering.services import create_order
     from ordering.state_machine import TERMINAL_STATUSES
 
-    users = get_user_model().objects
-    buyers = [
-        users.create_user(f"backlog{label}-{n}") for n in range(-(-orders // ORDERS_PER_BUYER))
-    ]
-    ids = [
-        create_order(
-            buyer=buyers[n % len(buyers)],
-            product_name=f"Backlog {n}",
-            quantity=1,
-            unit_price=Decimal("25.00"),
-            currency="EUR",
-        ).order.id
-        for n in range(orders)
-    ]
+    buyers = make_buyers(orders=orders, prefix=f"backlog{label}-")
+    ids = create_orders(buyers=buyers, orders=orders, label="Backlog")
     env = process_env()
     worker = celery_worker(f"backlog-{label}", "fraud,billing", concurrency, env)
     relay = ManagedProcess("relay", python_argv("manage.py", "relay_outbox"), env, LOG_DIR).start()

@@ -8,6 +8,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import psutil
@@ -85,6 +86,33 @@ def wait_for_consumers(queues: str, timeout: float = 90) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no consumer on {queues} after {timeout}s")
             time.sleep(0.2)
+
+
+ORDERS_PER_BUYER = 15  # under FRAUD_MAX_ORDERS_PER_HOUR: every order takes the full path
+
+
+def make_buyers(*, orders: int, prefix: str) -> list:
+    """Enough buyers for `orders` orders that the hourly fraud rule never fires."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects
+    return [users.create_user(f"{prefix}{n}") for n in range(-(-orders // ORDERS_PER_BUYER))]
+
+
+def create_orders(*, buyers: list, orders: int, label: str) -> list:
+    """Orders through the service layer (each published after commit); their ids."""
+    from ordering.services import create_order
+
+    return [
+        create_order(
+            buyer=buyers[n % len(buyers)],
+            product_name=f"{label} {n}",
+            quantity=1,
+            unit_price=Decimal("25.00"),
+            currency="EUR",
+        ).order.id
+        for n in range(orders)
+    ]
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

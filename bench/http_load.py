@@ -15,8 +15,6 @@ import json
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
@@ -137,18 +135,3 @@ def _client(
         finally:
             connection.close()
         output.append(Sample(started, (time.monotonic() - started) * 1000, status, error))
-
-
-def wait_for_http(url: str, timeout: float = 60) -> None:
-    """Wait until something answers HTTP at url (any status: 401 means it is serving)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - our own local server
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)

@@ -3,13 +3,14 @@
 import os
 import tempfile
 import time
-from decimal import Decimal
 from pathlib import Path
 
 from .common import (
     LOG_DIR,
     ManagedProcess,
     celery_worker,
+    create_orders,
+    make_buyers,
     percentiles,
     print_table,
     process_env,
@@ -19,8 +20,6 @@ from .common import (
     wait_until_count,
     write_report,
 )
-
-ORDERS_PER_BUYER = 15
 
 
 def run(args) -> int:
@@ -83,33 +82,19 @@ def measure_ceiling(orders: int, concurrency: int) -> dict:
 
 
 def measure_orderflow(orders: int, concurrency: int) -> dict:
-    from django.contrib.auth import get_user_model
     from django.db.models import Max
 
     from ordering.models import Order, OrderEvent
-    from ordering.services import create_order
     from ordering.state_machine import TERMINAL_STATUSES
 
-    buyers = [
-        get_user_model().objects.create_user(f"bench{n}")
-        for n in range(-(-orders // ORDERS_PER_BUYER))
-    ]
+    buyers = make_buyers(orders=orders, prefix="bench")
     env = process_env()
     worker = celery_worker("orderflow-worker", "fraud,billing", concurrency, env).start()
     relay = ManagedProcess("relay", python_argv("manage.py", "relay_outbox"), env, LOG_DIR).start()
     try:
         wait_for_consumers("fraud,billing")
         started = time.time()
-        ids = [
-            create_order(
-                buyer=buyers[n % len(buyers)],
-                product_name=f"Bench {n}",
-                quantity=1,
-                unit_price=Decimal("25.00"),
-                currency="EUR",
-            ).order.id
-            for n in range(orders)
-        ]
+        ids = create_orders(buyers=buyers, orders=orders, label="Bench")
         finished_orders = Order.objects.filter(pk__in=ids, status__in=TERMINAL_STATUSES)
         wait_until_count(finished_orders.count, orders, "orderflow", timeout=600)
     finally:

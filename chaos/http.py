@@ -1,6 +1,7 @@
 """A small HTTP client for the live web process (stdlib only)."""
 
 import json
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -50,3 +51,18 @@ def _response(status: int, headers, raw: bytes) -> Response:
     except ValueError:
         body = raw.decode(errors="replace")
     return Response(status=status, headers=dict(headers.items()), body=body)
+
+
+def wait_for_http(url: str, timeout: float = 60) -> None:
+    """Wait until something answers HTTP at url (any status: 401 means it is serving)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - our own local server
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

@@ -1,9 +1,9 @@
-import uuid
 
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
 from . import deadletters
+from .admin_search import UUIDSearchMixin
 from .errors import ApplicationError
 from .models import DeadLetter, OutboxMessage
 
@@ -27,7 +27,7 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeadLetter)
-class DeadLetterAdmin(admin.ModelAdmin):
+class DeadLetterAdmin(UUIDSearchMixin, admin.ModelAdmin):
     """Messages that could not be processed: read why, fix the cause, then replay or discard."""
 
     list_display = [
@@ -42,6 +42,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "reason", "queue", "task_name"]
     search_fields = ["message_id", "task_name"]
+    uuid_search_field = "order_id"
     actions = ["replay_selected", "discard_selected"]
     fields = [
         "message_id",
@@ -81,15 +82,6 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     def has_discard_permission(self, request) -> bool:
         return request.user.has_perm("messaging.discard_deadletter")
-
-    def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        try:
-            order_id = uuid.UUID(search_term.strip())
-        except ValueError:
-            return found, may_have_duplicates
-        # Within the filters already applied (queryset), not across every row.
-        return found | queryset.filter(order_id=order_id), may_have_duplicates
 
     @admin.display(description="last error")
     def error(self, dead_letter: DeadLetter) -> str:

@@ -26,11 +26,8 @@ def send_message(*, task_name: str, message_id: uuid.UUID, kwargs: dict, headers
 
     No retry here: a message that cannot be published stays in the outbox for the relay.
     """
-    global _topology_declared
     with app.producer_or_acquire() as producer:
-        if not _topology_declared:
-            declare_topology(producer.connection)
-            _topology_declared = True
+        _declare_topology_once(producer.connection)
         app.send_task(
             task_name,
             kwargs=kwargs,
@@ -52,14 +49,11 @@ def send_messages(messages: Sequence[dict], *, confirm_timeout: float = 30) -> N
     task_name, message_id, kwargs and headers. Raises a BROKER_ERRORS error, in which case
     none of the batch counts as published (some may have been: consumers apply an id once).
     """
-    global _topology_declared
     # Confirms handled here, not by py-amqp's per-publish wait.
     options = {**app.conf.broker_transport_options, "confirm_publish": False}
     with app.connection_for_write(transport_options=options) as connection:
         connection.ensure_connection(max_retries=1)
-        if not _topology_declared:
-            declare_topology(connection)
-            _topology_declared = True
+        _declare_topology_once(connection)
         channel = connection.channel()
         channel.confirm_select()
         outcome = {"acked": 0, "nacked": False}
@@ -91,3 +85,11 @@ def send_messages(messages: Sequence[dict], *, confirm_timeout: float = 30) -> N
             connection.drain_events(timeout=remaining)
         if outcome["nacked"]:
             raise BatchNotConfirmed("the broker refused (nacked) a message of the batch")
+
+
+def _declare_topology_once(connection) -> None:
+    """Before a process's first publish: a fresh broker may not have the queues yet."""
+    global _topology_declared
+    if not _topology_declared:
+        declare_topology(connection)
+        _topology_declared = True

@@ -27,11 +27,6 @@ def claim_message(*, consumer: str, message_id: uuid.UUID) -> bool:
         return cursor.fetchone() is not None
 
 
-def already_applied(*, consumer: str, message_id: uuid.UUID) -> bool:
-    """A cheap early check, before any side effect; claim_message() is what guarantees it."""
-    return ProcessedMessage.objects.filter(consumer=consumer, message_id=message_id).exists()
-
-
 def db_uuid(value: uuid.UUID) -> object:
     """A UUID as raw SQL parameters need it: 32 hex characters on SQLite, native elsewhere."""
     return value.hex if connection.vendor == "sqlite" else value

@@ -1,6 +1,7 @@
-import uuid
 
 from django.contrib import admin, messages
+
+from messaging.admin_search import UUIDSearchMixin
 
 from . import services
 from .errors import OrderNotCancelable
@@ -20,7 +21,7 @@ class OrderEventInline(admin.TabularInline):
 
 
 @admin.register(Order)
-class OrderAdmin(admin.ModelAdmin):
+class OrderAdmin(UUIDSearchMixin, admin.ModelAdmin):
     """Orders are read here and changed only through the state machine (the cancel action)."""
 
     list_display = [
@@ -60,15 +61,6 @@ class OrderAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False  # an accepted order is never lost, not even by a click
-
-    def get_search_results(self, request, queryset, search_term):
-        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        try:
-            order_id = uuid.UUID(search_term.strip())
-        except ValueError:
-            return found, may_have_duplicates
-        # Within the filters already applied (queryset), not across every row.
-        return found | queryset.filter(pk=order_id), may_have_duplicates
 
     @admin.action(description="Cancel selected orders (PENDING only)", permissions=["change"])
     def cancel_orders(self, request, queryset) -> None:

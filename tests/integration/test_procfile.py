@@ -11,14 +11,14 @@ from rest_framework.authtoken.models import Token
 
 from billing.models import FakeGatewayCharge
 from chaos.broker import wait_for_empty_work_queues
-from chaos.http import ApiClient
+from chaos.http import ApiClient, wait_for_http
 from chaos.processes import ROOT, ManagedProcess, venv_bin
 from chaos.proxy import free_port
 from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
 
 from ..factories import UserFactory
-from ..live.system import _wait_for_http, database_url, process_env
+from ..live.system import database_url, process_env
 from ..live.wait import wait_until
 
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(180)]
@@ -70,7 +70,7 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
     ).start()
     try:
         honcho.wait_for_output(r"ready\.", timeout=60)
-        _wait_for_http(f"http://127.0.0.1:{port}/api/orders/")
+        wait_for_http(f"http://127.0.0.1:{port}/api/orders/")
         clients = [
             ApiClient(f"http://127.0.0.1:{port}", Token.objects.create(user=UserFactory()).key)
             for _ in range(10)

@@ -7,14 +7,13 @@ them (and bring it back) without touching the RabbitMQ other processes use.
 import os
 import socket
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from urllib.parse import quote
 
 from kombu.utils.url import parse_url
 
 from chaos.broker import queue_depth, reset_topology
+from chaos.http import wait_for_http
 from chaos.processes import ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
 from chaos.proxy import TcpProxy, free_port
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
@@ -101,7 +100,7 @@ class LiveSystem:
             system.worker.wait_for_output(r"ready\.", timeout=60)
             system.relay.wait_for_output("relay started")
             system.deadletters.wait_for_output("dead-letter consumer ready")
-            _wait_for_http(system.base_url + "/api/orders/")
+            wait_for_http(system.base_url + "/api/orders/")
         except BaseException:
             system.stop()
             raise
@@ -147,17 +146,3 @@ class LiveSystem:
 def _host_port(broker_url: str) -> tuple[str, int]:
     parts = parse_url(broker_url)
     return parts["hostname"] or "127.0.0.1", int(parts["port"] or 5672)
-
-
-def _wait_for_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)  # noqa: S310 - local
-            return
-        except urllib.error.HTTPError:
-            return  # any HTTP answer (401 here) means it is serving
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
