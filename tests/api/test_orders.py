@@ -163,6 +163,28 @@ def test_a_body_that_is_not_a_json_object_is_refused(buyer_client, body, content
     assert Order.objects.count() == 0
 
 
+def test_a_body_over_the_size_limit_is_413_and_never_parsed(buyer_client, settings):
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+    body = '{"product_name": "%s", "quantity": 1, "unit_price": "1.00"}' % ("x" * 1024)
+
+    response = buyer_client.generic("POST", ORDERS, body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "Request body too large: at most 1024 bytes.",
+        "code": "too_large",
+    }
+    assert Order.objects.count() == 0
+
+
+def test_a_body_within_the_size_limit_is_read(buyer_client, settings):
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+
+    response = buyer_client.post(ORDERS, VALID, format="json")
+
+    assert response.status_code == 201
+
+
 # --- list -----------------------------------------------------------------------------------
 
 
