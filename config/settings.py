@@ -5,6 +5,7 @@ block below; the defaults serve development. README.md has a row for every varia
 """
 
 import logging
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,19 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+
+
+def _rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as "600/minute" from the environment; "off" is no throttle."""
+    value = env.str(name, default=default).strip()
+    if value.lower() in {"", "off"}:
+        return None
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: write e.g. 600/minute, or off."
+        )
+    return value
+
 
 # --- Environment -------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
@@ -70,6 +84,14 @@ ORDER_CURRENCIES = env.list(
 # Orders per page on GET /api/orders/ (clients may ask for up to API_MAX_PAGE_SIZE).
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=20)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
+# Requests per user, and per anonymous client address, over the API ("600/minute"; "off").
+API_THROTTLE_USER_RATE = _rate("API_THROTTLE_USER_RATE", default="600/minute")
+API_THROTTLE_ANON_RATE = _rate("API_THROTTLE_ANON_RATE", default="60/minute")
+# Proxies in front of the app that append to X-Forwarded-For (1 behind Heroku's router): the
+# anonymous throttle keys on the address they saw. 0 trusts the header not at all.
+API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+# Django's cache, which keeps the throttles' counts: shared by every process by default.
+CACHE_URL = env.str("CACHE_URL", default="dbcache://orderflow_cache")
 # Largest request body accepted, in bytes (413 above it); orders are a few hundred bytes.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers.
@@ -101,6 +123,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "messaging",
     "ordering",
@@ -141,6 +165,8 @@ WSGI_APPLICATION = "config.wsgi.application"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES  # the same bound for forms (admin)
 
+CACHES = {"default": env.cache_url_config(CACHE_URL)}
+
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -177,11 +203,38 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "NUM_PROXIES": API_TRUSTED_PROXIES,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.UserRateThrottle",
+        "config.throttling.AnonRateThrottle",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "ordering.api.pagination.OrderPagination",
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ from local static files (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Orderflow API",
+    "DESCRIPTION": (
+        "Place orders and follow them through fraud screening and billing. An order is saved "
+        "as PENDING and answered at once; its status changes as the pipeline works on it."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ordering.api.docs.forbid_unknown_fields",
+    ],
+    "ENUM_NAME_OVERRIDES": {"OrderStatus": "ordering.state_machine.OrderStatus.choices"},
 }
 
 LOGGING = {
