@@ -157,6 +157,9 @@ def test_unknown_fields_are_400_and_named(buyer_client):
         ('"a string"', "application/json", 400),
         ("product_name=x", "application/x-www-form-urlencoded", 415),
         ("", "application/json", 400),
+        ("[" * 20_000 + "]" * 20_000, "application/json", 400),  # past the recursion limit
+        (b'{"product_name": "\xff\xfe"}', "application/json", 400),  # not UTF-8
+        ("<order/>", "application/xml", 415),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_refused(buyer_client, body, content_type, expected):
