@@ -65,6 +65,8 @@ class ProductNameField(serializers.CharField):
         super().__init__(trim_whitespace=False, **kwargs)
 
     def to_internal_value(self, data):
+        if not isinstance(data, str):  # CharField would take 123 as "123"
+            self.fail("invalid")
         value = super().to_internal_value(data)
         if not value.strip():
             self.fail("blank")

@@ -97,6 +97,8 @@ def test_a_malformed_idempotency_key_is_400(buyer_client, key):
         ("product_name", None, "null"),
         ("product_name", "nul\x00byte", "null_characters_not_allowed"),
         ("product_name", ["a"], "invalid"),
+        ("product_name", 123, "invalid"),
+        ("product_name", True, "invalid"),
         ("quantity", 0, "min_value"),
         ("quantity", 1001, "max_value"),
         ("quantity", 1.5, "invalid"),
