@@ -1,9 +1,10 @@
 """One place that turns domain errors into HTTP responses."""
 
 import logging
+import re
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.views import defaults
+from django.views import debug, defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -50,3 +51,12 @@ def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
     return defaults.server_error(request)
+
+
+class SettingsFilter(debug.SafeExceptionReporterFilter):
+    """Django's filter of error reports, which also hides connection URLs: DATABASE_URL,
+    CELERY_BROKER_URL and CLOUDAMQP_URL carry passwords under names it would show."""
+
+    hidden_settings = re.compile(
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL", flags=re.IGNORECASE
+    )

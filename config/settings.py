@@ -163,6 +163,9 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "config.wsgi.application"
 
+# Error reports (DEBUG pages, mails to ADMINS) hide the connection URLs' passwords too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.exceptions.SettingsFilter"
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES  # the same bound for forms (admin)
 
 CACHES = {"default": env.cache_url_config(CACHE_URL)}
