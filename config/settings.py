@@ -72,6 +72,8 @@ API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=20)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Where collectstatic puts the static files that whitenoise serves.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # ------------------------------------------------------------------------------------------
 
 if SECURE_PROXY_SSL_HEADER_ENABLED:
@@ -90,7 +92,7 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key"  # noqa: S105 - DEBUG only
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "dashboard.apps.OrderflowAdminConfig",  # Django's admin, plus the operations dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -104,6 +106,7 @@ INSTALLED_APPS = [
     "ordering",
     "fraud",
     "billing",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -158,7 +161,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
