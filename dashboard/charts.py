@@ -119,7 +119,8 @@ def minute_chart(
                 segments, run = _close(segments, run), []
                 continue
             run.append(f"{x_of(i)},{y_of(value)}")
-            dots.append(Dot(x=x_of(i), y=y_of(value), title=title(i, series.name, value)))
+            if value:  # a dot marks a minute with something to say, with its value
+                dots.append(Dot(x=x_of(i), y=y_of(value), title=title(i, series.name, value)))
         chart_lines.append(
             Line(
                 name=series.name,

@@ -38,6 +38,7 @@ def test_a_line_breaks_where_a_minute_has_no_value():
     values = [None] * 60
     values[3:6] = [1.0, 2.0, 1.5]  # one run of three minutes
     values[10] = 4.0  # a lone minute: a dot, no segment
+    values[20] = 0.0  # nothing to mark: no dot
 
     (line,) = minute_chart(minutes=MINUTES, lines=[Series("p95", "p95", values)], unit=" s").lines
 
