@@ -13,7 +13,7 @@ DEAD_LETTERS_LISTED = 10
 
 
 def dashboard(request, *, context: dict) -> TemplateResponse:
-    """Read-only: every figure comes from a selector (README, "the operations dashboard")."""
+    """Read-only: every figure comes from a selector (README, "For operators: the dashboard")."""
     flow = ordering.order_flow()
     minutes = [m.minute for m in flow.minutes]
     orders_chart = minute_chart(

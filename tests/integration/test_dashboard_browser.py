@@ -177,4 +177,13 @@ def test_an_operator_watches_the_dashboard_and_replays_a_dead_letter_in_a_browse
     expect(page.locator("#dead-letters .count")).to_have_text("0")
     screenshots("dashboard-after-replay")
     assert DeadLetter.objects.get(pk=dead_letter.pk).acted_by == operator
+
+    # With the broker out of the web process's reach, the page still renders, saying so.
+    system.proxy.cut()
+    page.reload()
+    for queue in ("fraud", "billing", "dead_letter"):
+        expect(queue_depth_cell(page, queue)).to_have_text("unavailable")
+    expect(status_count(page, "PROCESSED")).to_have_text("2")
+    screenshots("dashboard-broker-unreachable")
+    system.proxy.restore()
     assert failed_requests == []
