@@ -96,6 +96,8 @@ CACHE_URL = env.str("CACHE_URL", default="dbcache://orderflow_cache")
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Where collectstatic puts the static files that whitenoise serves.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # ------------------------------------------------------------------------------------------
 
 if SECURE_PROXY_SSL_HEADER_ENABLED:
@@ -114,7 +116,7 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key"  # noqa: S105 - DEBUG only
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "dashboard.apps.OrderflowAdminConfig",  # Django's admin, plus the operations dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -130,6 +132,7 @@ INSTALLED_APPS = [
     "ordering",
     "fraud",
     "billing",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -192,7 +195,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
