@@ -238,6 +238,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "ordering.api.docs.forbid_unknown_fields",
+        "ordering.api.docs.ordering_needs_a_key",
     ],
     "ENUM_NAME_OVERRIDES": {"OrderStatus": "ordering.state_machine.OrderStatus.choices"},
 }

@@ -399,3 +399,72 @@ def test_an_unknown_api_url_is_a_json_404(buyer_client, path):
 
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_list_orders_by_total_or_oldest_first_when_asked(buyer_client, buyer):
+    cheap = OrderFactory(buyer=buyer, unit_price="1.00", quantity=1, total="1.00")
+    dear = OrderFactory(buyer=buyer, unit_price="90.00", quantity=1, total="90.00")
+    middle = OrderFactory(buyer=buyer, unit_price="5.00", quantity=1, total="5.00")
+
+    by_total = buyer_client.get(ORDERS, {"ordering": "-total"}).data["results"]
+    oldest_first = buyer_client.get(ORDERS, {"ordering": "created_at"}).data["results"]
+
+    assert [row["id"] for row in by_total] == [str(o.id) for o in (dear, middle, cheap)]
+    assert [row["id"] for row in oldest_first] == [str(o.id) for o in (cheap, dear, middle)]
+
+
+def test_list_filters_by_currency_and_creation_time(buyer_client, buyer):
+    euro = OrderFactory(buyer=buyer, currency="EUR")
+    OrderFactory(buyer=buyer, currency="USD")
+    since = euro.created_at.isoformat()
+
+    by_currency = buyer_client.get(ORDERS, {"currency": "EUR"}).data["results"]
+    before = buyer_client.get(ORDERS, {"created_before": since}).data["results"]
+
+    assert [row["id"] for row in by_currency] == [str(euro.id)]
+    assert before == []
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("ordering", "buyer__password"),
+        ("created_after", "yesterday"),
+        ("status", "SHIPPED"),
+        ("currency", ""),
+        ("created_before", ""),
+        ("ordering", ""),
+    ],
+)
+def test_a_list_parameter_it_cannot_read_is_400_naming_it(buyer_client, parameter, value):
+    response = buyer_client.get(ORDERS, {parameter: value})
+
+    assert response.status_code == 400
+    assert parameter in response.data
+
+
+@pytest.mark.parametrize("page", ["", "0", "-1", "two", "1.5"])
+def test_a_page_that_is_not_a_whole_number_is_400(buyer_client, page):
+    response = buyer_client.get(ORDERS, {"page": page})
+
+    assert response.status_code == 400
+    assert "page" in response.data
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+01:00", "2026-13-01T00:00:00Z", "2026-01-01T25:00:00Z"]
+)
+def test_a_creation_time_the_database_cannot_take_is_400(buyer_client, moment):
+    response = buyer_client.get(ORDERS, {"created_after": moment})
+
+    assert response.status_code == 400
+    assert "created_after" in response.data
+
+
+def test_a_creation_time_with_a_far_offset_is_compared_in_utc(buyer_client, buyer):
+    order = OrderFactory(buyer=buyer)
+
+    # PostgreSQL refuses offsets past 15:59; Python, and so a client, may send up to 23:59.
+    response = buyer_client.get(ORDERS, {"created_after": "1787-07-10T20:49:54+19:21"})
+
+    assert [row["id"] for row in response.data["results"]] == [str(order.id)]
