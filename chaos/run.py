@@ -54,6 +54,18 @@ class Config:
     seed: int = 1
     settle_timeout: float = 300
     broker_control: str = "auto"
+    # A RabbitMQ cluster of this many nodes (0: the broker CELERY_BROKER_URL names), the
+    # worker hosts (network namespaces) and the cluster's faults: chaos.cluster_run.
+    cluster_nodes: int = 0
+    hosts: int = 2
+    leader_stops: int = 1
+    node_stops: int = 1
+    host_cuts: int = 1
+    node_down_seconds: float = 10
+    cut_seconds: float = 25
+    cluster_port: int = 5681
+    subnet: str = "10.77"
+    host_prefix: str = "ofhost"
     database_url: str = ""
     broker_url: str = ""
     log_dir: Path = ROOT / "test-artifacts" / "chaos"
