@@ -21,6 +21,7 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
     add = parser.add_argument
     add("--orders", type=int, default=200, help="orders to post through the API")
     add("--clients", type=int, default=4, help="concurrent HTTP clients")
+    add("--rate", type=float, default=0, help="orders per second in all (default: unpaced)")
     add("--workers", type=int, default=2, help="celery worker processes (2 pool processes each)")
     add(
         "--worker-kills",
