@@ -55,6 +55,9 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 # Seconds to wait for the broker when connecting; the API never waits longer than this.
 BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
+# AMQP heartbeat of the workers' connections, seconds: a worker cut off from the broker is
+# given up (and its unacked messages redelivered) after about twice this.
+BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)
 # Publish outbox messages right after commit (off: the relay alone publishes them).
 OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
 # Deliveries of one message before RabbitMQ dead-letters it (x-delivery-limit).
@@ -279,6 +282,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": _broker_dir,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECTION_TIMEOUT
+CELERY_BROKER_HEARTBEAT = BROKER_HEARTBEAT
+# CELERY_BROKER_URL may list the nodes of a cluster, separated by ';': every process tries
+# them in turn (kombu failover), and a publish that loses its node goes to the next one.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tasks running when the broker connection drops are canceled: their messages go back to
 # the queue (acks_late) instead of finishing with nobody able to ack them.
