@@ -20,6 +20,34 @@ def _configure_queues(sender: Celery, **kwargs) -> None:
     sender.conf.task_routes = {f"{queue.name}.*": {"queue": queue.name} for queue in work_queues()}
 
 
+@signals.setup_logging.connect
+def _logging_as_django_configures_it(**kwargs) -> None:
+    # The worker logs like the web process (JSON lines with the ids) instead of installing
+    # Celery's own format; connecting this signal is how Celery is told so.
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+
+
+@signals.task_prerun.connect
+def _bind_log_ids(task, kwargs: dict, **_) -> None:
+    # Bound from here to task_postrun, so Celery's own lines about the task (succeeded,
+    # retry, failed) carry the ids too, not only the task's.
+    from config import logcontext
+
+    log_ids = getattr(task, "log_ids", None)
+    logcontext.bind_for_task(log_ids(kwargs if isinstance(kwargs, dict) else {}) if log_ids else {})
+
+
+@signals.task_postrun.connect
+def _forget_log_ids(**_) -> None:
+    from config import logcontext
+
+    logcontext.forget()
+
+
 @signals.task_prerun.connect
 def _database_connections_as_django_would(**kwargs) -> None:
     # What Django does at each request: drop a connection that is broken or past CONN_MAX_AGE,

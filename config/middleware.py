@@ -5,6 +5,26 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from . import logcontext
+
+
+class RequestIdMiddleware:
+    """Gives each request an id: the router's X-Request-ID when sane, else a new one.
+
+    Bound to every log line of the request and to the messages it causes; answered in the
+    X-Request-ID response header, so a client can quote it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = logcontext.request_id_from(request.headers.get("X-Request-ID"))
+        with logcontext.bound(request_id=request_id):
+            response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        return response
+
 
 class RequestBodyLimitMiddleware:
     """Answers 413 to a body over MAX_REQUEST_BODY_BYTES, judged by Content-Length alone.

@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.logcontext import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -97,14 +99,19 @@ API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
 CACHE_URL = env.str("CACHE_URL", default="dbcache://orderflow_cache")
 # Largest request body accepted, in bytes (413 above it); orders are a few hundred bytes.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
-# DEBUG, INFO, WARNING...: the level of the project's own loggers.
+# DEBUG, INFO, WARNING...: the level of the project's own loggers (and Celery's).
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# "json": one JSON object per line, for a log platform; "text": for people (DEBUG's default).
+LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 # Where collectstatic puts the static files that whitenoise serves.
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # ------------------------------------------------------------------------------------------
 
 if SECURE_PROXY_SSL_HEADER_ENABLED:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+if LOG_FORMAT not in {"json", "text"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or text.")
 
 if ORDER_DEFAULT_CURRENCY not in ORDER_CURRENCIES:
     raise ImproperlyConfigured(
@@ -139,6 +146,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "config.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -246,17 +254,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {"OrderStatus": "ordering.state_machine.OrderStatus.choices"},
 }
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": "WARNING"},
-    "loggers": {
-        name: {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False}
-        for name in ("ordering", "fraud", "billing", "messaging", "config")
-    },
-}
+LOGGING = logging_config(level=LOG_LEVEL, json_lines=LOG_FORMAT == "json")
 
 # Celery reads the CELERY_* names below (config/celery.py). JSON only: pickle would let a
 # message run code.

@@ -16,6 +16,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from config import logcontext
+
 from .broker import BROKER_ERRORS, send_message, send_messages
 from .models import OutboxMessage
 
@@ -23,10 +25,14 @@ logger = logging.getLogger(__name__)
 
 
 def enqueue(*, task_name: str, kwargs: dict, headers: dict | None = None) -> OutboxMessage:
-    """Store a message in the current transaction; it is published once that commits."""
-    message = OutboxMessage.objects.create(
-        task_name=task_name, kwargs=kwargs, headers=headers or {}
-    )
+    """Store a message in the current transaction; it is published once that commits.
+
+    The request id of the request or task at hand goes with it, for its consumer's logs.
+    """
+    headers = {**(headers or {})}
+    if request_id := logcontext.current_request_id():
+        headers.setdefault("request_id", request_id)
+    message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, headers=headers)
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
         transaction.on_commit(lambda: publish_committed(message), robust=True)
     return message

@@ -67,6 +67,16 @@ class PipelineTask(Task):
             logger.error("dead-lettering task=%s message=%s: %s", self.name, self.request.id, error)
             raise Reject(str(error), requeue=False) from error
 
+    def log_ids(self, kwargs: dict) -> dict:
+        """The ids on every log line about this message (config/celery.py binds them)."""
+        return {
+            "request_id": getattr(self.request, "request_id", None),
+            "task": self.name,
+            "task_id": self.request.id,
+            "message_id": self.request.id,  # the outbox row's id is the Celery task id
+            "attempt": (self.request.retries or 0) + 1,
+        }
+
     def validated_payload(self, args: tuple, kwargs: dict) -> dict:
         """The message's keyword arguments checked against `payload`, or InvalidMessage."""
         if args:

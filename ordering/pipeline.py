@@ -20,6 +20,9 @@ class OrderStepTask(PipelineTask):
 
     payload = OrderStepPayload
 
+    def log_ids(self, kwargs: dict) -> dict:
+        return {**super().log_ids(kwargs), "order_id": kwargs.get("order_id")}
+
     def on_dead_letter(self, *, kwargs: dict, reason: str) -> None:
         if (order_id := _order_id(kwargs)) is not None:
             services.fail_order(order_id=order_id, cause=f"{self.name} dead-lettered: {reason}")

@@ -1,0 +1,102 @@
+"""Structured logs: the ids on each line, JSON or text, and the request id on messages."""
+
+import io
+import json
+import logging
+import logging.config
+
+import pytest
+
+from config import logcontext
+from messaging import outbox
+
+
+def logger_writing_to(stream: io.StringIO, *, json_lines: bool) -> logging.Logger:
+    config = logcontext.logging_config(level="INFO", json_lines=json_lines)
+    config["handlers"]["console"]["stream"] = stream
+    config["loggers"] = {"orderflow.test": config["loggers"]["ordering"]}
+    config["root"] = {"level": "WARNING", "handlers": []}
+    logging.config.dictConfig(config)
+    return logging.getLogger("orderflow.test")
+
+
+@pytest.fixture(autouse=True)
+def _django_logging_back(settings):
+    yield
+    logging.config.dictConfig(settings.LOGGING)
+
+
+def test_a_json_line_carries_every_bound_id():
+    stream = io.StringIO()
+    log = logger_writing_to(stream, json_lines=True)
+
+    with logcontext.bound(request_id="req-1", order_id="o-1", attempt=2):
+        log.info("charged %s", "o-1")
+    log.info("outside")
+
+    inside, outside = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert inside["message"] == "charged o-1"
+    assert (inside["level"], inside["logger"]) == ("INFO", "orderflow.test")
+    assert (inside["request_id"], inside["order_id"], inside["attempt"]) == ("req-1", "o-1", "2")
+    assert inside["task_id"] is None
+    assert outside["request_id"] is None
+    assert set(outside) >= {"time", *logcontext.FIELDS}
+
+
+def test_a_text_line_names_only_the_known_ids():
+    stream = io.StringIO()
+    log = logger_writing_to(stream, json_lines=False)
+
+    with logcontext.bound(request_id="req-1", task="fraud.screen_order"):
+        log.info("screened")
+
+    assert (
+        stream.getvalue()
+        .rstrip()
+        .endswith("INFO orderflow.test screened  request_id=req-1 task=fraud.screen_order")
+    )
+
+
+def test_bindings_nest_and_unwind():
+    with logcontext.bound(request_id="outer"):
+        with logcontext.bound(order_id="o"):
+            assert logcontext.current_request_id() == "outer"
+        with logcontext.bound(request_id="inner"):
+            assert logcontext.current_request_id() == "inner"
+        assert logcontext.current_request_id() == "outer"
+    assert logcontext.current_request_id() is None
+
+
+@pytest.mark.parametrize(
+    ("given", "kept"),
+    [
+        ("3f1c2d4e-8a6b-4c2d-9e1f-0a1b2c3d4e5f", True),
+        ("router:abc.123_x", True),
+        ("x" * 201, False),
+        ("has space", False),
+        ("<script>", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_a_request_id_from_outside_is_kept_only_when_sane(given, kept):
+    request_id = logcontext.request_id_from(given)
+
+    assert (request_id == given) is kept
+    assert logcontext.REQUEST_ID_PATTERN.fullmatch(request_id)
+
+
+@pytest.mark.django_db
+def test_a_message_enqueued_during_a_request_carries_its_id():
+    with logcontext.bound(request_id="req-9"):
+        message = outbox.enqueue(task_name="fraud.screen_order", kwargs={"order_id": "x"})
+    other = outbox.enqueue(task_name="fraud.screen_order", kwargs={"order_id": "y"})
+
+    assert message.headers == {"request_id": "req-9"}
+    assert other.headers == {}
+
+
+def test_every_response_names_its_request_id(client):
+    response = client.get("/healthz-does-not-exist/", HTTP_X_REQUEST_ID="abc-1")
+
+    assert response["X-Request-ID"] == "abc-1"
