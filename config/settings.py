@@ -72,10 +72,14 @@ API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=20)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+# Seconds /readyz waits for the database and the broker (checked at once) before a 503.
+READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # ------------------------------------------------------------------------------------------
 
 if SECURE_PROXY_SSL_HEADER_ENABLED:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Probes (load balancers, docker compose) call these over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 if ORDER_DEFAULT_CURRENCY not in ORDER_CURRENCIES:
     raise ImproperlyConfigured(
@@ -104,6 +108,7 @@ INSTALLED_APPS = [
     "ordering",
     "fraud",
     "billing",
+    "health",
 ]
 
 MIDDLEWARE = [

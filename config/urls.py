@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include("ordering.api.urls")),
     path("api-auth/", include("rest_framework.urls")),
+    path("", include("health.urls")),
 ]

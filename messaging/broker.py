@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Sequence
 
 from amqp.exceptions import AMQPError
+from django.conf import settings
 from kombu import Producer
 from kombu.exceptions import OperationalError
 
@@ -93,3 +94,15 @@ def _declare_topology_once(connection) -> None:
     if not _topology_declared:
         declare_topology(connection)
         _topology_declared = True
+
+
+def ping_broker(*, timeout: float) -> None:
+    """Connect to the configured broker (login and virtual host included), then disconnect.
+
+    For readiness checks: raises a BROKER_ERRORS error when the broker cannot be reached
+    within about `timeout` seconds. Reads CELERY_BROKER_URL at call time.
+    """
+    with app.connection_for_write(
+        url=settings.CELERY_BROKER_URL, connect_timeout=timeout
+    ) as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
