@@ -215,6 +215,7 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Development without a broker server (scripts/run.sh): messages are files under var/.
     _broker_dir = str(BASE_DIR / "var" / "broker")
+    Path(_broker_dir).mkdir(parents=True, exist_ok=True)  # kombu expects it to exist
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": _broker_dir,
         "data_folder_out": _broker_dir,
