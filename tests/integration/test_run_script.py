@@ -6,9 +6,7 @@ SQLite) and kombu's filesystem broker, the mode run.sh picks when no RabbitMQ an
 machine, and the suite must not use its default virtual host.
 """
 
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,46 +14,29 @@ from pathlib import Path
 import pytest
 
 from chaos.http import ApiClient, wait_for_http
-from chaos.processes import ARTIFACTS, ROOT, ManagedProcess
+from chaos.processes import ARTIFACTS, ManagedProcess
 from chaos.proxy import free_port
 from ordering.state_machine import TERMINAL_STATUSES
 
+from ..live.checkout import bare_env, fresh_checkout
 from ..live.wait import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
-NOT_COPIED = shutil.ignore_patterns(
-    ".git", ".venv", "var", "db.sqlite3", "staticfiles", "test-artifacts", "__pycache__", ".*cache"
-)
 # (unit price, expected status) for one order of quantity 1
 MIX = [("25.00", "PROCESSED"), ("7000.00", "PAYMENT_FAILED"), ("20000.00", "CANCELED_FRAUD")]
 
 
 @pytest.fixture
-def fresh_checkout(tmp_path) -> Path:
-    checkout = tmp_path / "orderflow"
-    shutil.copytree(ROOT, checkout, ignore=NOT_COPIED)
-    return checkout
-
-
-@pytest.fixture
-def bare_env() -> dict[str, str]:
-    """This test run's environment without the services and settings it was given."""
-    env = {
-        name: value
-        for name, value in os.environ.items()
-        if name not in {"DATABASE_URL", "CELERY_BROKER_URL", "CLOUDAMQP_URL", "SECRET_KEY"}
-        and not name.startswith(("DJANGO_", "PYTEST_"))
-    }
-    # The virtualenv this suite runs in already holds requirements.txt: no download needed.
-    return env | {"VENV": str(Path(sys.executable).parent.parent), "DEBUG": "1"}
+def checkout(tmp_path) -> Path:
+    return fresh_checkout(tmp_path)
 
 
 def manage(checkout: Path, env: dict[str, str], *args: str) -> str:
     result = subprocess.run(  # noqa: S603 - our own command
         [sys.executable, "manage.py", *args],
         cwd=checkout,
-        env=env | {"CELERY_BROKER_URL": "filesystem://"},
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -64,10 +45,10 @@ def manage(checkout: Path, env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
-def test_run_sh_runs_the_pipeline_on_sqlite_and_a_filesystem_broker(fresh_checkout, bare_env):
+def test_run_sh_runs_the_pipeline_on_sqlite_and_a_filesystem_broker(checkout):
     port = free_port()
-    env = bare_env | {"PORT": str(port), "CELERY_BROKER_URL": "filesystem://"}
-    run = ManagedProcess("run-sh", [str(fresh_checkout / "scripts" / "run.sh")], env, ARTIFACTS)
+    env = bare_env(DEBUG="1", PORT=str(port), CELERY_BROKER_URL="filesystem://")
+    run = ManagedProcess("run-sh", [str(checkout / "scripts" / "run.sh")], env, ARTIFACTS)
     run.start()
     try:
         run.wait_for_output(r"celery@\S+ ready\.", timeout=120)
@@ -86,13 +67,11 @@ def test_run_sh_runs_the_pipeline_on_sqlite_and_a_filesystem_broker(fresh_checko
 
         # What the README tells a newcomer to do: a login, then a token for the API.
         manage(
-            fresh_checkout,
-            bare_env | {"DJANGO_SUPERUSER_PASSWORD": "newcomer-password"},
+            checkout,
+            env | {"DJANGO_SUPERUSER_PASSWORD": "newcomer-password"},
             "createsuperuser", "--noinput", "--username", "newcomer", "--email", "n@example.com",
         )  # fmt: skip
-        token = re.search(
-            r"token (\w+)", manage(fresh_checkout, bare_env, "drf_create_token", "newcomer")
-        )
+        token = re.search(r"token (\w+)", manage(checkout, env, "drf_create_token", "newcomer"))
         api = ApiClient(f"http://127.0.0.1:{port}", token.group(1))
         expected = {}
         for price, status in MIX:
@@ -109,8 +88,8 @@ def test_run_sh_runs_the_pipeline_on_sqlite_and_a_filesystem_broker(fresh_checko
             return seen if set(seen.values()) <= TERMINAL_STATUSES else None
 
         assert wait_until(statuses, timeout=60, what="the orders to finish") == expected
-        assert (fresh_checkout / "db.sqlite3").exists()
-        assert (fresh_checkout / "var" / "broker").is_dir()
+        assert (checkout / "db.sqlite3").exists()
+        assert (checkout / "var" / "broker").is_dir()
     finally:
         run.stop()
     assert not run.running
