@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "fraud",
     "billing",
     "health",
+    "demo",
 ]
 
 MIDDLEWARE = [
