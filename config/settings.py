@@ -220,6 +220,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": _broker_dir,
         "data_folder_out": _broker_dir,
+        # Seconds between looks at the folder: kombu's default of 1 s holds each message
+        # (one at a time, prefetch 1) for up to a second.
+        "polling_interval": 0.1,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECTION_TIMEOUT
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
