@@ -9,10 +9,13 @@ from django.contrib.auth import get_user_model
 
 from billing.models import FakeGatewayFault
 from chaos.processes import ROOT
+from messaging import deadletters
 from messaging.models import DeadLetter
 from ordering.models import Order
 
+from ..factories import UserFactory
 from ..live.system import process_env
+from ..live.wait import wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -32,7 +35,6 @@ def test_the_demo_ends_orders_in_every_outcome(system):
     result = run_demo(system, "--orders", "12", "--timeout", "150", "--seed", "7")
 
     assert result.returncode == 0, result.stdout + result.stderr
-    print(result.stdout)
     orders = Order.objects.filter(buyer__username__startswith="demo")
     assert Counter(orders.values_list("status", flat=True)) == {
         "PROCESSED": 6,
@@ -41,13 +43,21 @@ def test_the_demo_ends_orders_in_every_outcome(system):
         "CANCELED": 1,
         "FAILED": 1,
     }
-    failed = orders.get(status="FAILED")
-    assert failed.failed_from == "APPROVED"
-    assert DeadLetter.objects.get(order_id=failed.id).reason == "delivery_limit"
-    assert not FakeGatewayFault.objects.filter(remaining__gt=0).exists()  # a replay goes through
     assert "ended otherwise" not in result.stdout
     assert "FAILED orders wait for an operator" in result.stdout
     assert get_user_model().objects.filter(username="demo").exists()
+
+    failed = orders.get(status="FAILED")
+    assert failed.failed_from == "APPROVED"
+    dead_letter = DeadLetter.objects.get(order_id=failed.id)
+    assert dead_letter.reason == "delivery_limit"
+    assert not FakeGatewayFault.objects.filter(remaining__gt=0).exists()  # its fault is spent
+    deadletters.replay(dead_letter_id=dead_letter.pk, actor=UserFactory(is_superuser=True))
+    wait_until(
+        lambda: Order.objects.get(pk=failed.pk).status == "PROCESSED",
+        timeout=30,
+        what="the replayed order to be processed",
+    )
 
 
 def test_the_demo_says_so_when_no_worker_consumes(system):
