@@ -1,6 +1,5 @@
 """/healthz and /readyz served by the real web process, with its services there and not."""
 
-import socket
 import time
 
 import pytest
@@ -12,16 +11,6 @@ from chaos.proxy import free_port
 from ..live.system import process_env
 
 pytestmark = pytest.mark.broker
-
-
-@pytest.fixture
-def silent_port():
-    """Accepts TCP connections but never answers: a hung or firewalled server."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    yield listener.getsockname()[1]
-    listener.close()
 
 
 @pytest.fixture
@@ -69,11 +58,13 @@ def test_readyz_names_the_broker_when_the_web_process_loses_it(system):
     assert client.get("/readyz").status == 200
 
 
-def test_a_database_that_never_answers_is_named_within_the_timeout(
-    start_web, silent_port, settings
+@pytest.mark.parametrize("database", ["closed", "silent"])
+def test_a_database_that_is_gone_or_silent_is_named_within_the_timeout(
+    start_web, closed_port, silent_port, database, settings
 ):
+    port = silent_port if database == "silent" else closed_port
     client = start_web(
-        db_url=f"postgres://postgres@127.0.0.1:{silent_port}/orderflow",
+        db_url=f"postgres://postgres@127.0.0.1:{port}/orderflow",
         broker_url=settings.CELERY_BROKER_URL,
     )
 
@@ -82,13 +73,16 @@ def test_a_database_that_never_answers_is_named_within_the_timeout(
 
     assert response.status == 503
     assert response.body["failing"] == ["database"]
-    assert response.body["checks"] == {"database": "timeout", "broker": "ok"}
+    assert response.body["checks"] == {
+        "database": "timeout" if database == "silent" else "unreachable",
+        "broker": "ok",
+    }
     assert elapsed < 2.5, f"/readyz took {elapsed:.1f}s with READINESS_TIMEOUT_SECONDS=1"
 
 
 @pytest.mark.parametrize("broker", ["closed", "silent"])
 def test_a_broker_that_is_gone_or_silent_is_named_within_the_timeout(
-    start_web, silent_port, broker, django_db_setup, django_db_blocker
+    start_web, closed_port, silent_port, broker, django_db_setup, django_db_blocker
 ):
     from django.db import connection
 
@@ -96,7 +90,7 @@ def test_a_broker_that_is_gone_or_silent_is_named_within_the_timeout(
 
     with django_db_blocker.unblock():
         db_url = database_url(connection.settings_dict)
-    port = silent_port if broker == "silent" else free_port()
+    port = silent_port if broker == "silent" else closed_port
     client = start_web(db_url=db_url, broker_url=f"amqp://guest:guest@127.0.0.1:{port}/h8")
 
     response, elapsed = timed_get(client, "/readyz")
