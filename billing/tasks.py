@@ -1,11 +1,12 @@
+from uuid import UUID
+
 from config.celery import app
-from messaging.pipeline import uuid_from
 from ordering.pipeline import OrderStepTask
 
 from . import services
 
 
 @app.task(base=OrderStepTask, bind=True, name="billing.charge_order")
-def charge_order(self: OrderStepTask, *, order_id: str) -> None:
+def charge_order(self: OrderStepTask, *, order_id: UUID) -> None:
     """Charge an approved order: APPROVED -> PROCESSED or PAYMENT_FAILED."""
-    services.charge(order_id=uuid_from(order_id, field="order_id"), message_id=self.message_id)
+    services.charge(order_id=order_id, message_id=self.message_id)

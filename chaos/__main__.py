@@ -7,7 +7,9 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from pathlib import Path
 
@@ -19,6 +21,7 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
     add = parser.add_argument
     add("--orders", type=int, default=200, help="orders to post through the API")
     add("--clients", type=int, default=4, help="concurrent HTTP clients")
+    add("--rate", type=float, default=0, help="orders per second in all (default: unpaced)")
     add("--workers", type=int, default=2, help="celery worker processes (2 pool processes each)")
     add(
         "--worker-kills",
@@ -26,7 +29,11 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         default=2,
         help="SIGKILLs of a worker or one of its pool processes",
     )
-    add("--broker-restarts", type=int, default=1, help="RabbitMQ restarts during the load")
+    add(
+        "--broker-restarts",
+        type=int,
+        help="RabbitMQ restarts during the load (default 1; 0, and no other, with --cluster)",
+    )
     add("--db-faults", type=int, default=1, help="killed connections plus a 3 s database outage")
     add("--duplicates", type=float, default=0.1, help="share of messages published twice at once")
     add("--late", type=float, default=0.05, help="share of messages re-published 5-15 s later")
@@ -45,7 +52,31 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         help="how to restart the broker: rabbitmqctl stop_app/start_app, or cut a TCP proxy",
     )
     add("--report", type=Path, help="write the figures as JSON here")
+    cluster = parser.add_argument_group(
+        "cluster run (root only: starts its own RabbitMQ nodes and network namespaces)"
+    )
+    add = cluster.add_argument
+    add(
+        "--cluster",
+        dest="cluster_nodes",
+        type=int,
+        default=0,
+        help="run on a fresh RabbitMQ cluster of this many nodes instead of CELERY_BROKER_URL",
+    )
+    add("--hosts", type=int, default=2, help="worker hosts (network namespaces); --workers spread")
+    add("--leader-stops", type=int, default=1, help="stops of the node leading a work queue")
+    add("--node-stops", type=int, default=1, help="stops of another node")
+    add("--host-cuts", type=int, default=1, help="a worker host cut off from the broker")
+    add("--node-down-seconds", type=float, default=10, help="how long a stopped node stays down")
+    add("--cut-seconds", type=float, default=25, help="how long a host stays cut off")
+    add("--cluster-port", type=int, default=5681, help="AMQP port of the first node")
+    add("--subnet", default="10.77", help="first two octets of the hosts' private addresses")
+    add("--host-prefix", default="ofhost", help="names of the namespaces (and node prefix)")
     args = parser.parse_args(argv)
+    if args.broker_restarts is None:
+        args.broker_restarts = 0 if args.cluster_nodes else 1
+    if args.cluster_nodes and args.broker_restarts:
+        parser.error("--broker-restarts restarts a single broker: use --leader-stops/--node-stops")
     config = Config(**{k: v for k, v in vars(args).items() if k != "report"})
     config.database_url = os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orderflow"
@@ -60,6 +91,45 @@ def main(argv: list[str]) -> int:
     if not config.database_url.startswith(("postgres://", "postgresql://")):
         print("python -m chaos needs PostgreSQL: set DATABASE_URL=postgres://...", file=sys.stderr)
         return 2
+    cluster = hosts = None
+    try:
+        if config.cluster_nodes:
+            cluster, hosts = start_cluster(config)
+            config.broker_url = cluster.url()
+        return run(config, report_path, cluster=cluster, hosts=hosts)
+    finally:
+        if cluster is not None:
+            cluster.stop(quiet=True)
+            shutil.rmtree(cluster.directory, ignore_errors=True)
+        if hosts is not None:
+            hosts.destroy()
+
+
+def start_cluster(config: Config):
+    """The hosts' namespaces, then the nodes, listening on 127.0.0.1 and the broker address."""
+    from .cluster import RabbitCluster
+    from .hosts import SimulatedHosts
+
+    hosts = SimulatedHosts(count=config.hosts, prefix=config.host_prefix, subnet=config.subnet)
+    cluster = RabbitCluster(
+        directory=Path(tempfile.gettempdir()) / f"orderflow-chaos-{config.host_prefix}",
+        size=config.cluster_nodes,
+        base_port=config.cluster_port,
+        prefix=f"{config.host_prefix}rc",
+        addresses=("127.0.0.1", hosts.broker_address),
+    )
+    hosts.create()
+    try:
+        logging.getLogger("chaos").info("starting a %s-node cluster", config.cluster_nodes)
+        cluster.start()
+    except BaseException:
+        cluster.stop(quiet=True)
+        hosts.destroy()
+        raise
+    return cluster, hosts
+
+
+def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None) -> int:
     admin_url, run_url, database = database_urls(config.database_url, config.seed)
     create_database(admin_url, database)
     os.environ["DATABASE_URL"] = run_url  # the harness reads the run's database directly
@@ -84,7 +154,19 @@ def main(argv: list[str]) -> int:
         )
         return 2
     reset_topology(config.broker_url)
-    chaos = ChaosRun(config, admin_url=admin_url, run_url=run_url, database=database)
+    if cluster is not None:
+        from .cluster_run import ClusterChaosRun
+
+        chaos = ClusterChaosRun(
+            config,
+            admin_url=admin_url,
+            run_url=run_url,
+            database=database,
+            cluster=cluster,
+            hosts=hosts,
+        )
+    else:
+        chaos = ChaosRun(config, admin_url=admin_url, run_url=run_url, database=database)
     try:
         chaos.start_system()
         clients = chaos.make_clients()
@@ -102,10 +184,24 @@ def main(argv: list[str]) -> int:
         checks = check_invariants(
             accepted=chaos.run.accepted, queue_depths=depths, poison_sent=chaos.run.poison_sent
         )
+        if cluster is not None:
+            from .cluster_run import ELECTION_LIMIT_SECONDS
+            from .invariants import quorum_checks
+
+            queues, statuses = chaos.quorum_state()
+            checks += quorum_checks(
+                nodes=[node.name for node in cluster.nodes],
+                queues=queues,
+                statuses=statuses,
+                node_stops=chaos.elections,
+                election_limit=ELECTION_LIMIT_SECONDS,
+            )
     finally:
         chaos.stop_system()
 
     summary = summarize(chaos.run, config)
+    if cluster is not None:
+        summary["node_stops"] = chaos.elections
     print()
     print("faults injected:")
     for fault in summary["faults"]:

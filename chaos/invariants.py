@@ -378,3 +378,84 @@ def _examples(problems: Sequence[str]) -> list[str]:
     if len(problems) > MAX_EXAMPLES:
         shown.append(f"... and {len(problems) - MAX_EXAMPLES} more")
     return shown
+
+
+# --- a RabbitMQ cluster's quorum queues (measured by the caller, chaos.cluster_run) ---------
+
+
+def quorum_checks(
+    *,
+    nodes: Sequence[str],
+    queues: Mapping[str, Mapping],
+    statuses: Mapping[str, Sequence[Mapping]],
+    node_stops: Sequence[Mapping],
+    election_limit: float,
+) -> list[Check]:
+    """Every quorum queue keeps a leader and its replicas catch up.
+
+    `queues` is {name: {"leader", "members", "online"}} for every quorum queue,
+    `statuses` is rabbitmq-queues quorum_status rows of some of them, `node_stops` the
+    {"node", "leaders_elected_s", "replicas_online_s"} timings of each node stopped.
+    """
+    return [
+        _queues_led(nodes, queues),
+        _replicas_caught_up(nodes, statuses),
+        _leaders_after_stops(node_stops, election_limit),
+    ]
+
+
+def _queues_led(nodes: Sequence[str], queues: Mapping[str, Mapping]) -> Check:
+    problems = []
+    for name, queue in sorted(queues.items()):
+        if queue["leader"] not in nodes:
+            problems.append(f"{name}: no leader ({queue['leader'] or 'none'})")
+        offline = sorted(set(nodes) - set(queue["online"]))
+        if offline:
+            problems.append(f"{name}: replicas offline on {', '.join(offline)}")
+    return Check(
+        name="quorum queues led, replicas online",
+        figure=f"{len(queues)} quorum queues on {len(nodes)} nodes, problems {len(problems)}",
+        ok=bool(queues) and not problems,
+        problems=_examples(problems or ([] if queues else ["no quorum queue found"])),
+    )
+
+
+def _replicas_caught_up(nodes: Sequence[str], statuses: Mapping[str, Sequence[Mapping]]) -> Check:
+    problems, figures = [], []
+    for name, rows in sorted(statuses.items()):
+        leaders = [row["Node Name"] for row in rows if row["Raft State"] == "leader"]
+        indexes = {row["Node Name"]: row["Commit Index"] for row in rows}
+        figures.append(f"{name} {'/'.join(str(indexes[n]) for n in sorted(indexes))}")
+        if len(leaders) != 1:
+            problems.append(f"{name}: {len(leaders)} leaders")
+        if sorted(indexes) != sorted(nodes):
+            problems.append(f"{name}: replicas on {sorted(indexes)}, expected {sorted(nodes)}")
+        if len(set(indexes.values())) > 1:
+            problems.append(f"{name}: commit indexes differ: {indexes}")
+    return Check(
+        name="replicas caught up (commit index)",
+        figure=", ".join(figures),
+        ok=bool(statuses) and not problems,
+        problems=_examples(problems),
+    )
+
+
+def _leaders_after_stops(node_stops: Sequence[Mapping], election_limit: float) -> Check:
+    problems = []
+    for stop in node_stops:
+        elected, online = stop["leaders_elected_s"], stop["replicas_online_s"]
+        if elected is None or elected > election_limit:
+            problems.append(f"{stop['node']} stopped: no leader for every queue in time")
+        if online is None:
+            problems.append(f"{stop['node']} restarted: its replicas never came back online")
+    elections = [s["leaders_elected_s"] for s in node_stops if s["leaders_elected_s"] is not None]
+    rejoins = [s["replicas_online_s"] for s in node_stops if s["replicas_online_s"] is not None]
+    return Check(
+        name="leaders after each node stop",
+        figure=(
+            f"{len(node_stops)} stops, longest election {max(elections, default=0)} s, "
+            f"longest rejoin {max(rejoins, default=0)} s"
+        ),
+        ok=not problems,
+        problems=problems,
+    )

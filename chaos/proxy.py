@@ -6,11 +6,12 @@ import threading
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to an upstream address until cut()."""
+    """Forwards <host>:<port> (127.0.0.1 unless told) to an upstream address until cut()."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
+    def __init__(self, upstream: tuple[str, int], *, host: str = "127.0.0.1") -> None:
         self.upstream = upstream
-        self.port = free_port()
+        self.host = host
+        self.port = free_port(host)
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
@@ -18,7 +19,7 @@ class TcpProxy:
     def start(self) -> "TcpProxy":
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(64)
         self._listener = listener
         threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
@@ -76,7 +77,7 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
+        sock.bind((host, 0))
         return sock.getsockname()[1]

@@ -53,7 +53,20 @@ class Config:
     poison: int = 3
     seed: int = 1
     settle_timeout: float = 300
+    rate: float = 0  # orders posted per second, all clients together; 0: as fast as they can
     broker_control: str = "auto"
+    # A RabbitMQ cluster of this many nodes (0: the broker CELERY_BROKER_URL names), the
+    # worker hosts (network namespaces) and the cluster's faults: chaos.cluster_run.
+    cluster_nodes: int = 0
+    hosts: int = 2
+    leader_stops: int = 1
+    node_stops: int = 1
+    host_cuts: int = 1
+    node_down_seconds: float = 10
+    cut_seconds: float = 25
+    cluster_port: int = 5681
+    subnet: str = "10.77"
+    host_prefix: str = "ofhost"
     database_url: str = ""
     broker_url: str = ""
     log_dir: Path = ROOT / "test-artifacts" / "chaos"
@@ -207,6 +220,8 @@ class ChaosRun:
                     n = next(numbers, None)
                 if n is None:
                     return
+                if self.config.rate:  # paced, so the faults fall while orders still flow
+                    time.sleep(max(0.0, started + n / self.config.rate - time.monotonic()))
                 self.post_one(n, clients[n % len(clients)])
                 with self.posted_lock:
                     self.posted += 1

@@ -1,7 +1,10 @@
 """One place that turns domain errors into HTTP responses."""
 
 import logging
+import re
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views import debug, defaults
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -34,3 +37,26 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
 def _code_of(exc: ApplicationError) -> str:
     name = type(exc).__name__
     return "".join(f"_{c.lower()}" if c.isupper() else c for c in name).lstrip("_")
+
+
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 for a URL that matches nothing: JSON under /api/, like the API's own."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500: JSON under /api/, so clients can parse every answer."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error.", "code": "server_error"}, status=500)
+    return defaults.server_error(request)
+
+
+class SettingsFilter(debug.SafeExceptionReporterFilter):
+    """Django's filter of error reports, which also hides connection URLs: DATABASE_URL,
+    CELERY_BROKER_URL and CLOUDAMQP_URL carry passwords under names it would show."""
+
+    hidden_settings = re.compile(
+        "API|AUTH|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|URL", flags=re.IGNORECASE
+    )

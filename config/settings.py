@@ -5,6 +5,7 @@ block below; the defaults serve development. README.md has a row for every varia
 """
 
 import logging
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -14,6 +15,19 @@ from django.core.exceptions import ImproperlyConfigured
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
+
+
+def _rate(name: str, default: str) -> str | None:
+    """A DRF throttle rate such as "600/minute" from the environment; "off" is no throttle."""
+    value = env.str(name, default=default).strip()
+    if value.lower() in {"", "off"}:
+        return None
+    if not re.fullmatch(r"\d+/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate: write e.g. 600/minute, or off."
+        )
+    return value
+
 
 # --- Environment -------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
@@ -41,6 +55,9 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 # Seconds to wait for the broker when connecting; the API never waits longer than this.
 BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
+# AMQP heartbeat of the workers' connections, seconds: a worker cut off from the broker is
+# given up (and its unacked messages redelivered) after about twice this.
+BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)
 # Publish outbox messages right after commit (off: the relay alone publishes them).
 OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
 # Deliveries of one message before RabbitMQ dead-letters it (x-delivery-limit).
@@ -70,10 +87,22 @@ ORDER_CURRENCIES = env.list(
 # Orders per page on GET /api/orders/ (clients may ask for up to API_MAX_PAGE_SIZE).
 API_PAGE_SIZE = env.int("API_PAGE_SIZE", default=20)
 API_MAX_PAGE_SIZE = env.int("API_MAX_PAGE_SIZE", default=100)
+# Requests per user, and per anonymous client address, over the API ("600/minute"; "off").
+API_THROTTLE_USER_RATE = _rate("API_THROTTLE_USER_RATE", default="600/minute")
+API_THROTTLE_ANON_RATE = _rate("API_THROTTLE_ANON_RATE", default="60/minute")
+# Proxies in front of the app that append to X-Forwarded-For (1 behind Heroku's router): the
+# anonymous throttle keys on the address they saw. 0 trusts the header not at all.
+API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+# Django's cache, which keeps the throttles' counts: shared by every process by default.
+CACHE_URL = env.str("CACHE_URL", default="dbcache://orderflow_cache")
+# Largest request body accepted, in bytes (413 above it); orders are a few hundred bytes.
+MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers.
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # Seconds /readyz waits for the database and the broker (checked at once) before a 503.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
+# Where collectstatic puts the static files that whitenoise serves.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # ------------------------------------------------------------------------------------------
 
 if SECURE_PROXY_SSL_HEADER_ENABLED:
@@ -94,7 +123,7 @@ if not SECRET_KEY:
     SECRET_KEY = "django-insecure-development-only-key"  # noqa: S105 - DEBUG only
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "dashboard.apps.OrderflowAdminConfig",  # Django's admin, plus the operations dashboard
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -103,6 +132,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_results",
     "messaging",
     "ordering",
@@ -110,10 +141,12 @@ INSTALLED_APPS = [
     "billing",
     "health",
     "demo",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -142,6 +175,13 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "config.wsgi.application"
 
+# Error reports (DEBUG pages, mails to ADMINS) hide the connection URLs' passwords too.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.exceptions.SettingsFilter"
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES  # the same bound for forms (admin)
+
+CACHES = {"default": env.cache_url_config(CACHE_URL)}
+
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -164,7 +204,6 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
@@ -178,11 +217,39 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "NUM_PROXIES": API_TRUSTED_PROXIES,
+    "DEFAULT_THROTTLE_CLASSES": [
+        "config.throttling.UserRateThrottle",
+        "config.throttling.AnonRateThrottle",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "ordering.api.pagination.OrderPagination",
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+# OpenAPI 3 at /api/schema/, Swagger UI at /api/docs/ from local static files (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Orderflow API",
+    "DESCRIPTION": (
+        "Place orders and follow them through fraud screening and billing. An order is saved "
+        "as PENDING and answered at once; its status changes as the pipeline works on it."
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "ordering.api.docs.forbid_unknown_fields",
+        "ordering.api.docs.ordering_needs_a_key",
+    ],
+    "ENUM_NAME_OVERRIDES": {"OrderStatus": "ordering.state_machine.OrderStatus.choices"},
 }
 
 LOGGING = {
@@ -225,6 +292,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "polling_interval": 0.1,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECTION_TIMEOUT
+CELERY_BROKER_HEARTBEAT = BROKER_HEARTBEAT
+# CELERY_BROKER_URL may list the nodes of a cluster, separated by ';': every process tries
+# them in turn (kombu failover), and a publish that loses its node goes to the next one.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Tasks running when the broker connection drops are canceled: their messages go back to
 # the queue (acks_late) instead of finishing with nobody able to ack them.

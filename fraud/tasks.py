@@ -1,11 +1,12 @@
+from uuid import UUID
+
 from config.celery import app
-from messaging.pipeline import uuid_from
 from ordering.pipeline import OrderStepTask
 
 from . import services
 
 
 @app.task(base=OrderStepTask, bind=True, name="fraud.screen_order")
-def screen_order(self: OrderStepTask, *, order_id: str) -> None:
+def screen_order(self: OrderStepTask, *, order_id: UUID) -> None:
     """Screen an order for fraud: PENDING -> APPROVED (then billing) or CANCELED_FRAUD."""
-    services.screen(order_id=uuid_from(order_id, field="order_id"), message_id=self.message_id)
+    services.screen(order_id=order_id, message_id=self.message_id)

@@ -1,4 +1,3 @@
-
 from django.contrib import admin, messages
 from django.utils.html import format_html
 

@@ -1,4 +1,9 @@
-"""Publishing to RabbitMQ through the Celery app, with publisher confirms."""
+"""Publishing to RabbitMQ through the Celery app, with publisher confirms.
+
+`CELERY_BROKER_URL` may name several nodes of a cluster separated by ';' (kombu failover):
+a publish that loses its node is retried once on each other node, and only a confirmed
+publish counts.
+"""
 
 import logging
 import time
@@ -23,11 +28,25 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, AMQPError, O
 _topology_declared = False
 
 
+def broker_nodes(url: str) -> list[str]:
+    """The node URLs of a broker URL: one, or several separated by ';' (kombu failover)."""
+    return [node.strip() for node in url.split(";") if node.strip()]
+
+
+def failover_retries() -> int:
+    """Retries a publish gets on a connection error: one per other node, none with one node."""
+    return len(broker_nodes(app.conf.broker_url)) - 1
+
+
 def send_message(*, task_name: str, message_id: uuid.UUID, kwargs: dict, headers: dict) -> None:
     """Publish one task message and wait for the broker's confirm.
 
-    No retry here: a message that cannot be published stays in the outbox for the relay.
+    On a connection error (the node went away, before or during the confirm) kombu switches to
+    the next node of a failover list and publishes again, once per other node, without
+    waiting; with one node there is no retry. A message that still cannot be published stays
+    in the outbox for the relay.
     """
+    retries = failover_retries()
     with app.producer_or_acquire() as producer:
         _declare_topology_once(producer.connection)
         app.send_task(
@@ -36,7 +55,13 @@ def send_message(*, task_name: str, message_id: uuid.UUID, kwargs: dict, headers
             task_id=str(message_id),
             headers=headers,
             producer=producer,
-            retry=False,
+            retry=retries > 0,
+            retry_policy={
+                "max_retries": retries,
+                "interval_start": 0,
+                "interval_step": 0,
+                "interval_max": 0,
+            },
         )
 
 
@@ -54,7 +79,8 @@ def send_messages(messages: Sequence[dict], *, confirm_timeout: float = 30) -> N
     # Confirms handled here, not by py-amqp's per-publish wait.
     options = {**app.conf.broker_transport_options, "confirm_publish": False}
     with app.connection_for_write(transport_options=options) as connection:
-        connection.ensure_connection(max_retries=1)
+        # Each node of a failover list once (kombu switches node on every failed attempt).
+        connection.ensure_connection(max_retries=max(1, failover_retries()))
         _declare_topology_once(connection)
         channel = connection.channel()
         channel.confirm_select()

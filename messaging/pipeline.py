@@ -5,7 +5,8 @@
 | TransientError, database or broker unavailable    | retry in the broker: exponential backoff |
 |                                                   | with full jitter, RETRY_MAX_ATTEMPTS     |
 | retries exhausted, any other exception            | rejected without requeue: dead-lettered  |
-| PermanentError (bad payload, missing record)      | rejected without requeue: dead-lettered  |
+| a payload that does not match the task's schema   | rejected before any work: dead-lettered  |
+| PermanentError (missing record...)                | rejected without requeue: dead-lettered  |
 | the worker process dies                           | redelivered; dead-lettered by RabbitMQ   |
 |                                                   | after BROKER_DELIVERY_LIMIT deliveries   |
 | a duplicate or out-of-order message               | the service's no-op; acked               |
@@ -24,6 +25,7 @@ from django.conf import settings
 from django.db import InterfaceError
 from django.db import OperationalError as DatabaseUnavailable
 from kombu.exceptions import OperationalError as KombuOperationalError
+from rest_framework import serializers
 
 from .errors import PermanentError, TransientError
 
@@ -54,13 +56,35 @@ class PipelineTask(Task):
     # Full jitter: a random delay between 0 and the backoff, so retries do not stampede.
     retry_jitter = settings.RETRY_JITTER
     max_retries = settings.RETRY_MAX_ATTEMPTS - 1  # the first attempt is not a retry
+    # The schema of the message body: a serializer of the task's keyword arguments, which
+    # the task receives validated. Messages carry ids only; tasks re-read the database.
+    payload: type[serializers.Serializer] | None = None
 
     def __call__(self, *args, **kwargs):
         try:
-            return super().__call__(*args, **kwargs)
+            return super().__call__(**self.validated_payload(args, kwargs))
         except PermanentError as error:
             logger.error("dead-lettering task=%s message=%s: %s", self.name, self.request.id, error)
             raise Reject(str(error), requeue=False) from error
+
+    def validated_payload(self, args: tuple, kwargs: dict) -> dict:
+        """The message's keyword arguments checked against `payload`, or InvalidMessage."""
+        if args:
+            raise InvalidMessage("positional arguments are not accepted")
+        # The pipeline never links tasks: a callback in a forged message would run a task of
+        # the sender's choosing after this one.
+        if linked := [name for name in LINK_FIELDS if getattr(self.request, name, None)]:
+            raise InvalidMessage(f"linked tasks are not accepted: {', '.join(linked)}")
+        if not _is_uuid(self.request.id):
+            raise InvalidMessage(f"the message id is not a UUID: {self.request.id!r:.100}")
+        if self.payload is None:
+            return kwargs
+        schema = self.payload(data=kwargs)
+        if unknown := sorted(set(kwargs) - set(schema.fields)):
+            raise InvalidMessage(f"unknown fields: {', '.join(map(str, unknown))[:200]}")
+        if not schema.is_valid():
+            raise InvalidMessage(f"invalid payload: {_flatten(schema.errors)[:500]}")
+        return schema.validated_data
 
     def on_dead_letter(self, *, kwargs: dict, reason: str) -> None:
         """Called by the dead-letter consumer when this task's message was dead-lettered."""
@@ -74,9 +98,27 @@ class PipelineTask(Task):
         return uuid.UUID(self.request.id)
 
 
-def uuid_from(value: object, *, field: str) -> uuid.UUID:
-    """Decode an id from a message body, or refuse the message."""
+LINK_FIELDS = ("callbacks", "errbacks", "chain", "chord", "group")
+
+
+def _is_uuid(value: object) -> bool:
     try:
-        return uuid.UUID(str(value))
+        uuid.UUID(str(value))
     except ValueError:
-        raise InvalidMessage(f"{field} is not a UUID: {value!r:.100}") from None
+        return False
+    return True
+
+
+def _flatten(errors: dict) -> str:
+    return "; ".join(
+        f"{field}: {' '.join(map(str, problems))}" for field, problems in errors.items()
+    )
+
+
+class UUIDText(serializers.UUIDField):
+    """A payload field: a UUID written as text, the only way the pipeline writes ids."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", value=data)
+        return super().to_internal_value(data)

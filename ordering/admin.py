@@ -1,4 +1,3 @@
-
 from django.contrib import admin, messages
 
 from messaging.admin_search import UUIDSearchMixin

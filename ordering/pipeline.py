@@ -2,13 +2,23 @@
 
 import uuid
 
-from messaging.pipeline import PipelineTask
+from rest_framework import serializers
+
+from messaging.pipeline import PipelineTask, UUIDText
 
 from . import services
 
 
+class OrderStepPayload(serializers.Serializer):
+    """A step's message: the order's id and nothing else; the step reads the order itself."""
+
+    order_id = UUIDText()
+
+
 class OrderStepTask(PipelineTask):
     """A step on one order: its dead letter fails the order, its replay resumes the order."""
+
+    payload = OrderStepPayload
 
     def on_dead_letter(self, *, kwargs: dict, reason: str) -> None:
         if (order_id := _order_id(kwargs)) is not None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's one test command, locally and in CI: scripts/test.sh [pytest args...]
-# Sets up the virtualenv, finds (or starts) PostgreSQL and RabbitMQ, then runs pytest from the repo root.
+# Sets up the virtualenv, installs Debian's chromium for the browser tests where missing, finds (or
+# starts) PostgreSQL and RabbitMQ, then runs pytest from the repo root.
 #   VENV                            virtualenv to create or reuse (default: .venv in the repo root)
 #   DATABASE_URL, CELERY_BROKER_URL used as given when set
 #   ORDERFLOW_THROWAWAY_SERVICES=1  start private servers even when the local ones answer
@@ -15,6 +16,8 @@ VENV=${VENV:-$ROOT/.venv}
 source "$ROOT/scripts/lib/services.sh"
 # shellcheck source=scripts/lib/venv.sh
 source "$ROOT/scripts/lib/venv.sh"
+# shellcheck source=scripts/lib/browser.sh
+source "$ROOT/scripts/lib/browser.sh"
 
 trap cleanup_services EXIT
 trap 'exit 130' INT  # exiting runs the EXIT trap, which stops what we started
@@ -46,6 +49,7 @@ choose_broker() {
 }
 
 ensure_venv requirements-dev.txt
+ensure_chromium
 choose_database
 choose_broker
 export DATABASE_URL CELERY_BROKER_URL

@@ -149,3 +149,29 @@ def test_edit_the_fraud_blocklist_in_the_admin(role, allowed, world, client):
     )
 
     assert BlockedBuyer.objects.filter(buyer=world["other_buyer"]).exists() == allowed
+
+
+@pytest.mark.parametrize(
+    ("role", "allowed"),
+    [
+        ("anonymous", False),
+        ("buyer", False),
+        ("other_buyer", False),
+        ("staff", True),
+        ("superuser", True),
+    ],
+)
+def test_the_operations_dashboard_in_the_admin(role, allowed, world, client):
+    dashboard = reverse("admin:dashboard")
+    dead_letter = DeadLetterFactory()
+
+    response = admin_as(role, world, client).get(dashboard)
+
+    if not allowed:
+        assert response.status_code == 302
+        assert response.url == f"{reverse('admin:login')}?next={dashboard}"
+        return
+    assert response.status_code == 200
+    # Listing dead letters needs their view permission, as in their own admin page.
+    listed = f'data-dead-letter="{dead_letter.pk}"' in response.text
+    assert listed == (role == "superuser")

@@ -81,3 +81,16 @@ def test_without_a_secret_key_production_refuses_to_start():
 
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+def test_error_reports_hide_the_passwords_in_connection_urls(settings, rf):
+    from django.views.debug import get_default_exception_reporter_filter
+
+    settings.DATABASE_URL = "postgres://app:db-secret@db.example:5432/orderflow"
+    settings.CELERY_BROKER_URL = "amqp://app:broker-secret@mq.example:5672/orderflow"
+
+    shown = str(get_default_exception_reporter_filter().get_safe_settings())
+
+    assert "db-secret" not in shown
+    assert "broker-secret" not in shown
+    assert "ORDER_CURRENCIES" in shown  # the rest is still there to debug with

@@ -1,9 +1,22 @@
+import re
 from decimal import Decimal
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from ..models import MAX_PRODUCT_NAME_LENGTH, MAX_QUANTITY, MAX_UNIT_PRICE, Order, OrderEvent
+from ..models import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PRODUCT_NAME_LENGTH,
+    MAX_QUANTITY,
+    MAX_UNIT_PRICE,
+    Order,
+    OrderEvent,
+)
+from ..state_machine import OrderStatus
+
+# The Idempotency-Key header: printable ASCII without spaces, e.g. a UUID.
+IDEMPOTENCY_KEY_PATTERN = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
 
 
 class StrictSerializer(serializers.Serializer):
@@ -19,13 +32,59 @@ class StrictSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+@extend_schema_field({"type": "string", "enum": settings.ORDER_CURRENCIES})
+class CurrencyField(serializers.CharField):
+    """An ISO 4217 code from ORDER_CURRENCIES (checked by the serializer, at request time)."""
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        # What the checks below accept, as one pattern: 0.01 to 1000000.00, 2 decimals at most.
+        "pattern": r"^(1000000(\.00?)?|[1-9]\d{0,5}(\.\d\d?)?|0\.(0[1-9]|[1-9]\d?))$",
+        "example": "12.50",
+    }
+)
+class MoneyField(serializers.DecimalField):
+    """An amount written as a decimal string ("12.50"): a JSON number may have lost cents."""
+
+    default_error_messages = {"invalid": 'Write the amount as a decimal string, e.g. "12.50".'}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not re.fullmatch(r"\d+(\.\d+)?", data):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+@extend_schema_field({"type": "string", "pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"})
+class ProductNameField(serializers.CharField):
+    """Any text with something besides white space, kept as written (no trimming, so the
+    length limit counts what is stored); NUL bytes are refused, as by every CharField."""
+
+    def __init__(self, **kwargs):
+        super().__init__(trim_whitespace=False, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):  # CharField would take 123 as "123"
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not value.strip():
+            self.fail("blank")
+        return value
+
+
 class OrderCreateInputSerializer(StrictSerializer):
-    product_name = serializers.CharField(min_length=1, max_length=MAX_PRODUCT_NAME_LENGTH)
+    product_name = ProductNameField(min_length=1, max_length=MAX_PRODUCT_NAME_LENGTH)
     quantity = serializers.IntegerField(min_value=1, max_value=MAX_QUANTITY)
-    unit_price = serializers.DecimalField(
+    unit_price = MoneyField(
         max_digits=9, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_UNIT_PRICE
     )
-    currency = serializers.CharField(required=False, min_length=3, max_length=3)
+    currency = CurrencyField(
+        required=False,
+        min_length=3,
+        max_length=3,
+        help_text="ORDER_DEFAULT_CURRENCY when left out.",
+    )
 
     def validate_currency(self, value: str) -> str:
         if value not in settings.ORDER_CURRENCIES:
@@ -48,6 +107,13 @@ class OrderEventSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
+    failed_from = serializers.ChoiceField(
+        choices=OrderStatus.choices,
+        allow_blank=True,
+        read_only=True,
+        help_text="The status the order failed from; empty unless the order is FAILED.",
+    )
+
     class Meta:
         model = Order
         fields = [

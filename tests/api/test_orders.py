@@ -97,6 +97,8 @@ def test_a_malformed_idempotency_key_is_400(buyer_client, key):
         ("product_name", None, "null"),
         ("product_name", "nul\x00byte", "null_characters_not_allowed"),
         ("product_name", ["a"], "invalid"),
+        ("product_name", 123, "invalid"),
+        ("product_name", True, "invalid"),
         ("quantity", 0, "min_value"),
         ("quantity", 1001, "max_value"),
         ("quantity", 1.5, "invalid"),
@@ -104,12 +106,15 @@ def test_a_malformed_idempotency_key_is_400(buyer_client, key):
         ("quantity", 10**30, "max_value"),
         ("quantity", None, "null"),
         ("unit_price", "0", "min_value"),
-        ("unit_price", "-5", "min_value"),
+        ("unit_price", "-5", "invalid"),
+        ("unit_price", 12.5, "invalid"),
+        ("unit_price", " 1.00", "invalid"),
         ("unit_price", "1000000.01", "max_value"),
         ("unit_price", "1.999", "max_decimal_places"),
         ("unit_price", "NaN", "invalid"),
         ("unit_price", "Infinity", "invalid"),
-        ("unit_price", "1e400", "max_digits"),
+        ("unit_price", "1e400", "invalid"),
+        ("unit_price", "1" * 400, "max_digits"),
         ("unit_price", "abc", "invalid"),
         ("currency", "eur", "invalid_choice"),
         ("currency", "XYZ", "invalid_choice"),
@@ -154,6 +159,9 @@ def test_unknown_fields_are_400_and_named(buyer_client):
         ('"a string"', "application/json", 400),
         ("product_name=x", "application/x-www-form-urlencoded", 415),
         ("", "application/json", 400),
+        ("[" * 20_000 + "]" * 20_000, "application/json", 400),  # past the recursion limit
+        (b'{"product_name": "\xff\xfe"}', "application/json", 400),  # not UTF-8
+        ("<order/>", "application/xml", 415),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_refused(buyer_client, body, content_type, expected):
@@ -161,6 +169,28 @@ def test_a_body_that_is_not_a_json_object_is_refused(buyer_client, body, content
 
     assert response.status_code == expected
     assert Order.objects.count() == 0
+
+
+def test_a_body_over_the_size_limit_is_413_and_never_parsed(buyer_client, settings):
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+    body = '{"product_name": "%s", "quantity": 1, "unit_price": "1.00"}' % ("x" * 1024)
+
+    response = buyer_client.generic("POST", ORDERS, body, content_type="application/json")
+
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": "Request body too large: at most 1024 bytes.",
+        "code": "too_large",
+    }
+    assert Order.objects.count() == 0
+
+
+def test_a_body_within_the_size_limit_is_read(buyer_client, settings):
+    settings.MAX_REQUEST_BODY_BYTES = 1024
+
+    response = buyer_client.post(ORDERS, VALID, format="json")
+
+    assert response.status_code == 201
 
 
 # --- list -----------------------------------------------------------------------------------
@@ -200,13 +230,21 @@ def test_list_is_newest_first_and_paginated(buyer_client, buyer):
     assert [row["id"] for row in last_page.data["results"]] == [str(orders[0].id)]
 
 
-def test_page_size_is_capped(buyer_client, buyer, settings):
+def test_the_largest_page_size_is_served(buyer_client, buyer):
     OrderFactory.create_batch(3, buyer=buyer)
 
-    response = buyer_client.get(ORDERS, {"page_size": 10**9})
+    response = buyer_client.get(ORDERS, {"page_size": 100})
 
     assert response.status_code == 200
     assert len(response.data["results"]) == 3
+
+
+@pytest.mark.parametrize("page_size", ["101", str(10**9), "0", "-1", "two", "1.5", "", "1e3"])
+def test_a_page_size_out_of_bounds_is_400_naming_the_bounds(buyer_client, page_size):
+    response = buyer_client.get(ORDERS, {"page_size": page_size})
+
+    assert response.status_code == 400
+    assert response.data == {"page_size": ["Must be a whole number from 1 to 100."]}
 
 
 def test_a_page_past_the_end_is_404(buyer_client):
@@ -230,8 +268,9 @@ def test_list_with_an_unknown_status_filter_is_400(buyer_client):
 
 
 def test_list_costs_the_same_queries_for_one_order_or_many(
-    buyer_client, buyer, django_assert_num_queries
+    buyer_client, buyer, django_assert_num_queries, settings
 ):
+    settings.API_THROTTLE_USER_RATE = None  # its cost is pinned in tests/api/test_throttling.py
     OrderFactory.create_batch(15, buyer=buyer)
 
     # one count, one page
@@ -256,7 +295,8 @@ def test_retrieve_shows_the_order_with_its_status_history(buyer_client, buyer):
     ]
 
 
-def test_retrieve_costs_two_queries(buyer_client, buyer, django_assert_num_queries):
+def test_retrieve_costs_two_queries(buyer_client, buyer, django_assert_num_queries, settings):
+    settings.API_THROTTLE_USER_RATE = None  # its cost is pinned in tests/api/test_throttling.py
     order = OrderFactory(buyer=buyer)
 
     with django_assert_num_queries(2):  # the order, its history
@@ -351,3 +391,80 @@ def test_session_authentication_with_csrf(buyer):
 def test_users_are_created_by_factory_with_a_usable_password():
     user = UserFactory()
     assert user.check_password("correct horse battery staple")
+
+
+@pytest.mark.parametrize("path", ["/api/nothing-here/", "/api/orders/not-a-uuid/cancel/"])
+def test_an_unknown_api_url_is_a_json_404(buyer_client, path):
+    response = buyer_client.get(path)
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found.", "code": "not_found"}
+
+
+def test_list_orders_by_total_or_oldest_first_when_asked(buyer_client, buyer):
+    cheap = OrderFactory(buyer=buyer, unit_price="1.00", quantity=1, total="1.00")
+    dear = OrderFactory(buyer=buyer, unit_price="90.00", quantity=1, total="90.00")
+    middle = OrderFactory(buyer=buyer, unit_price="5.00", quantity=1, total="5.00")
+
+    by_total = buyer_client.get(ORDERS, {"ordering": "-total"}).data["results"]
+    oldest_first = buyer_client.get(ORDERS, {"ordering": "created_at"}).data["results"]
+
+    assert [row["id"] for row in by_total] == [str(o.id) for o in (dear, middle, cheap)]
+    assert [row["id"] for row in oldest_first] == [str(o.id) for o in (cheap, dear, middle)]
+
+
+def test_list_filters_by_currency_and_creation_time(buyer_client, buyer):
+    euro = OrderFactory(buyer=buyer, currency="EUR")
+    OrderFactory(buyer=buyer, currency="USD")
+    since = euro.created_at.isoformat()
+
+    by_currency = buyer_client.get(ORDERS, {"currency": "EUR"}).data["results"]
+    before = buyer_client.get(ORDERS, {"created_before": since}).data["results"]
+
+    assert [row["id"] for row in by_currency] == [str(euro.id)]
+    assert before == []
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value"),
+    [
+        ("ordering", "buyer__password"),
+        ("created_after", "yesterday"),
+        ("status", "SHIPPED"),
+        ("currency", ""),
+        ("created_before", ""),
+        ("ordering", ""),
+    ],
+)
+def test_a_list_parameter_it_cannot_read_is_400_naming_it(buyer_client, parameter, value):
+    response = buyer_client.get(ORDERS, {parameter: value})
+
+    assert response.status_code == 400
+    assert parameter in response.data
+
+
+@pytest.mark.parametrize("page", ["", "0", "-1", "two", "1.5"])
+def test_a_page_that_is_not_a_whole_number_is_400(buyer_client, page):
+    response = buyer_client.get(ORDERS, {"page": page})
+
+    assert response.status_code == 400
+    assert "page" in response.data
+
+
+@pytest.mark.parametrize(
+    "moment", ["0001-01-01T00:00:00+01:00", "2026-13-01T00:00:00Z", "2026-01-01T25:00:00Z"]
+)
+def test_a_creation_time_the_database_cannot_take_is_400(buyer_client, moment):
+    response = buyer_client.get(ORDERS, {"created_after": moment})
+
+    assert response.status_code == 400
+    assert "created_after" in response.data
+
+
+def test_a_creation_time_with_a_far_offset_is_compared_in_utc(buyer_client, buyer):
+    order = OrderFactory(buyer=buyer)
+
+    # PostgreSQL refuses offsets past 15:59; Python, and so a client, may send up to 23:59.
+    response = buyer_client.get(ORDERS, {"created_after": "1787-07-10T20:49:54+19:21"})
+
+    assert [row["id"] for row in response.data["results"]] == [str(order.id)]

@@ -3,6 +3,7 @@
 Every test ends (in the `system` fixture) with the work queues and dead_letter empty.
 """
 
+import json
 import os
 import pickle
 import re
@@ -216,6 +217,43 @@ def test_a_pickle_message_is_dead_lettered_not_executed(system, tmp_path):
 
     assert bytes(dead_letter.body) == body
     assert not mark.exists()
+
+
+FORGED_BODIES = {
+    "unknown fields: amount, buyer": lambda order_id: [
+        [],
+        {"order_id": order_id, "amount": "0.01", "buyer": 1},
+        {},
+    ],
+    "linked tasks are not accepted: callbacks": lambda order_id: [
+        [],
+        {"order_id": order_id},
+        {"callbacks": [{"task": "billing.charge_order", "kwargs": {"order_id": order_id}}]},
+    ],
+}
+
+
+@pytest.mark.parametrize(("refusal", "forge"), FORGED_BODIES.items())
+def test_a_forged_charge_message_is_refused_by_its_schema_and_charges_nothing(
+    system, buyer_api, refusal, forge
+):
+    order_id = post_order(buyer_api)
+    assert wait_for_terminal(order_id).status == "PROCESSED"
+    message_id = str(uuid.uuid4())
+
+    publish_raw(
+        system.broker_url,
+        queue="billing",
+        body=json.dumps(forge(str(order_id))).encode(),
+        content_type="application/json",
+        headers={"task": "billing.charge_order", "id": message_id, "lang": "py"},
+    )
+
+    dead_letter = dead_letter_of(message_id)
+    assert dead_letter.reason == "rejected"
+    assert refusal in deadletters.last_error_of(dead_letter)
+    assert charges_at_gateway(order_id) == 1
+    assert Charge.objects.get(order_id=order_id).amount == Order.objects.get(pk=order_id).total
 
 
 def test_a_message_that_kills_its_worker_is_dead_lettered_by_the_delivery_limit(

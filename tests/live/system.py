@@ -5,16 +5,26 @@ them (and bring it back) without touching the RabbitMQ other processes use.
 """
 
 import os
+import shutil
 import socket
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
 from kombu.utils.url import parse_url
 
 from chaos.broker import queue_depth, reset_topology
 from chaos.http import wait_for_http
-from chaos.processes import ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
+from chaos.processes import (
+    ROOT,
+    ManagedProcess,
+    celery_worker_argv,
+    gunicorn_argv,
+    python_argv,
+)
 from chaos.proxy import TcpProxy, free_port
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
 
@@ -47,6 +57,8 @@ def process_env(db_url: str, broker_url: str, **extra: str) -> dict[str, str]:
         "RETRY_MAX_SECONDS": "2",
         "BROKER_CONNECTION_TIMEOUT": "0.5",
         "SECURE_SSL_REDIRECT": "0",  # plain HTTP on localhost, no TLS router in front
+        "SESSION_COOKIE_SECURE": "0",  # so a browser keeps the admin's cookies over plain HTTP
+        "CSRF_COOKIE_SECURE": "0",
         "RETRY_MAX_ATTEMPTS": "3",
         "RETRY_JITTER": "0",  # delays of 1 s then 2 s, so tests can see them grow
         **extra,
@@ -63,10 +75,12 @@ class LiveSystem:
     relay: ManagedProcess
     deadletters: ManagedProcess
     base_url: str
+    static_root: Path
 
     @classmethod
     def start(cls, *, db_url: str, broker_url: str) -> "LiveSystem":
         reset_topology(broker_url)
+        static_root = collect_static(process_env(db_url, broker_url))
         proxy = TcpProxy(_host_port(broker_url)).start()
         proxied = via_proxy(broker_url, proxy)
         port = free_port()
@@ -80,7 +94,7 @@ class LiveSystem:
             web=ManagedProcess(
                 "web",
                 gunicorn_argv(port=port, extra=("--access-logfile", "-")),
-                process_env(db_url, proxied),
+                process_env(db_url, proxied, STATIC_ROOT=str(static_root)),
             ),
             relay=ManagedProcess(
                 "relay",
@@ -93,6 +107,7 @@ class LiveSystem:
                 process_env(db_url, broker_url),
             ),
             base_url=f"http://127.0.0.1:{port}",
+            static_root=static_root,
         )
         try:
             for process in (system.worker, system.web, system.relay, system.deadletters):
@@ -141,6 +156,20 @@ class LiveSystem:
         for process in (self.deadletters, self.relay, self.web, self.worker):
             process.stop()
         self.proxy.cut()
+        shutil.rmtree(self.static_root, ignore_errors=True)
+
+
+def collect_static(env: dict[str, str]) -> Path:
+    """The release step that makes the admin's CSS and JS servable (whitenoise), into a temp dir."""
+    static_root = Path(tempfile.mkdtemp(prefix="orderflow-static-"))
+    subprocess.run(  # noqa: S603 - our own command
+        python_argv("manage.py", "collectstatic", "--noinput", "--verbosity", "0"),
+        cwd=ROOT,
+        env={**env, "STATIC_ROOT": str(static_root)},
+        check=True,
+        timeout=120,
+    )
+    return static_root
 
 
 def _host_port(broker_url: str) -> tuple[str, int]:

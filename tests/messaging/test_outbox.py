@@ -312,7 +312,14 @@ def test_send_message_publishes_a_task_whose_id_is_the_outbox_row_id(monkeypatch
             "task_id": str(first),
             "headers": {"h": "v"},
             "producer": producer,
-            "retry": False,  # a failed publish stays in the outbox for the relay
+            # One node: no retry, a failed publish stays in the outbox for the relay.
+            "retry": False,
+            "retry_policy": {
+                "max_retries": 0,
+                "interval_start": 0,
+                "interval_step": 0,
+                "interval_max": 0,
+            },
         },
     )
     assert sent[1][1]["task_id"] == str(second)

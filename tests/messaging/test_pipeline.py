@@ -12,27 +12,9 @@ import fraud.tasks  # noqa: F401 - registers fraud.screen_order
 from config.celery import app
 from messaging import topology
 from messaging.errors import PermanentError, TransientError
-from messaging.pipeline import InvalidMessage, PipelineTask, uuid_from
+from messaging.pipeline import InvalidMessage, PipelineTask
 
 PIPELINE_TASKS = {"fraud.screen_order": "fraud", "billing.charge_order": "billing"}
-
-
-@pytest.mark.parametrize("value", ["not-a-uuid", "", None, 42, "1234", {"id": 1}])
-def test_uuid_from_refuses_what_is_not_a_uuid(value):
-    with pytest.raises(InvalidMessage, match="order_id is not a UUID"):
-        uuid_from(value, field="order_id")
-
-
-def test_an_invalid_message_is_permanent():
-    assert issubclass(InvalidMessage, PermanentError)
-    assert not issubclass(InvalidMessage, TransientError)
-
-
-def test_uuid_from_decodes_a_uuid_given_as_text_or_as_uuid():
-    order_id = uuid.uuid4()
-
-    assert uuid_from(str(order_id), field="order_id") == order_id
-    assert uuid_from(order_id, field="order_id") == order_id
 
 
 def test_pipeline_task_acks_late_and_rejects_on_worker_loss():
@@ -76,13 +58,75 @@ def test_pipeline_tasks_route_to_their_queue(name, queue):
     assert app.conf.task_routes[f"{queue}.*"] == {"queue": queue}
 
 
+def test_an_invalid_message_is_permanent():
+    assert issubclass(InvalidMessage, PermanentError)
+    assert not issubclass(InvalidMessage, TransientError)
+
+
+def deliver(task, *args, message_id=None, **kwargs):
+    """Runs the task as the worker does for one message: its request, then its __call__."""
+    task.push_request(id=message_id or str(uuid.uuid4()), **kwargs.pop("request", {}))
+    try:
+        return task(*args, **kwargs)
+    finally:
+        task.pop_request()
+
+
+BAD_PAYLOADS = {
+    "no order id": ((), {}, "order_id: This field is required"),
+    "order id not a UUID": ((), {"order_id": "not-a-uuid"}, "order_id: Must be a valid UUID"),
+    "order id a number": ((), {"order_id": 42}, "order_id: Must be a valid UUID"),
+    "order id an object": ((), {"order_id": {"id": 1}}, "order_id: Must be a valid UUID"),
+    "order id null": ((), {"order_id": None}, "order_id: This field may not be null"),
+    "an amount smuggled in": (
+        (),
+        {"order_id": str(uuid.uuid4()), "amount": "0.01"},
+        "unknown fields: amount",
+    ),
+    "positional arguments": ((str(uuid.uuid4()),), {}, "positional arguments are not accepted"),
+}
+
+
 @pytest.mark.parametrize("name", PIPELINE_TASKS)
-def test_a_message_with_a_bad_order_id_is_rejected_without_requeue(name):
+@pytest.mark.parametrize(("args", "kwargs", "reason"), BAD_PAYLOADS.values(), ids=BAD_PAYLOADS)
+def test_a_payload_that_breaks_the_schema_is_rejected_before_any_work(name, args, kwargs, reason):
+    # No database fixture: touching the database before rejecting would fail the test.
     with pytest.raises(Reject) as rejected:
-        app.tasks[name](order_id="not-a-uuid")
+        deliver(app.tasks[name], *args, **kwargs)
 
     assert rejected.value.requeue is False
-    assert "order_id is not a UUID" in str(rejected.value.reason)
+    assert reason in str(rejected.value.reason)
+
+
+@pytest.mark.parametrize("link", ["callbacks", "errbacks", "chain", "chord"])
+def test_a_message_that_links_other_tasks_is_rejected(link):
+    linked = [{"task": "billing.charge_order", "kwargs": {"order_id": str(uuid.uuid4())}}]
+
+    with pytest.raises(Reject) as rejected:
+        deliver(
+            app.tasks["fraud.screen_order"],
+            order_id=str(uuid.uuid4()),
+            request={link: linked},
+        )
+
+    assert f"linked tasks are not accepted: {link}" in str(rejected.value.reason)
+
+
+def test_a_message_whose_id_is_not_a_uuid_is_rejected():
+    with pytest.raises(Reject) as rejected:
+        deliver(app.tasks["fraud.screen_order"], message_id="x; DROP", order_id=str(uuid.uuid4()))
+
+    assert "the message id is not a UUID" in str(rejected.value.reason)
+
+
+def test_the_task_receives_the_validated_order_id_as_a_uuid():
+    order_id = uuid.uuid4()
+    task = app.tasks["fraud.screen_order"]
+    task.push_request(id=str(uuid.uuid4()))
+    try:
+        assert task.validated_payload((), {"order_id": str(order_id)}) == {"order_id": order_id}
+    finally:
+        task.pop_request()
 
 
 def test_messages_are_json_only_and_publishes_are_confirmed():

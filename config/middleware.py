@@ -1,0 +1,33 @@
+"""Request guards that apply to every URL, before any view reads the request."""
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+
+
+class RequestBodyLimitMiddleware:
+    """Answers 413 to a body over MAX_REQUEST_BODY_BYTES, judged by Content-Length alone.
+
+    Django refuses such bodies only when they are read, and then with a 400; checking the
+    header first tells the client what is wrong and never reads the body.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        limit = settings.MAX_REQUEST_BODY_BYTES
+        if _content_length(request) > limit:
+            return JsonResponse(
+                {"detail": f"Request body too large: at most {limit} bytes.", "code": "too_large"},
+                status=413,
+            )
+        return self.get_response(request)
+
+
+def _content_length(request: HttpRequest) -> int:
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return 0  # Django reads no body with an unreadable Content-Length

@@ -1,0 +1,58 @@
+"""The operations dashboard: the order flow, the queues and the new dead letters at a glance."""
+
+from django.template.response import TemplateResponse
+from django.urls import reverse
+
+from messaging import selectors as messaging
+from ordering import selectors as ordering
+
+from .charts import Series, minute_chart
+
+REFRESH_SECONDS = 15
+DEAD_LETTERS_LISTED = 10
+
+
+def dashboard(request, *, context: dict) -> TemplateResponse:
+    """Read-only: every figure comes from a selector (README, "For operators: the dashboard")."""
+    flow = ordering.order_flow()
+    minutes = [m.minute for m in flow.minutes]
+    orders_chart = minute_chart(
+        minutes=minutes,
+        bars=Series("placed", "placed", [m.placed for m in flow.minutes]),
+        lines=[Series("finished", "finished", [m.finished.finished for m in flow.minutes])],
+    )
+    latency_chart = minute_chart(
+        minutes=minutes,
+        lines=[
+            Series("p50", "p50", [_seconds(m.finished.p50) for m in flow.minutes]),
+            Series("p95", "p95", [_seconds(m.finished.p95) for m in flow.minutes]),
+        ],
+        unit=" s",
+    )
+    changelist = reverse("admin:ordering_order_changelist")
+    may_see_dead_letters = request.user.has_perm("messaging.view_deadletter")
+    refresh = request.GET.get("refresh") != "off"
+    return TemplateResponse(
+        request,
+        "dashboard/dashboard.html",
+        {
+            **context,
+            "title": "Operations dashboard",
+            "refresh_seconds": REFRESH_SECONDS if refresh else None,
+            "statuses": [
+                {"status": status, "count": count, "url": f"{changelist}?status__exact={status}"}
+                for status, count in ordering.count_orders_by_status().items()
+            ],
+            "flow": flow,
+            "orders_chart": orders_chart,
+            "latency_chart": latency_chart,
+            "queues": messaging.queue_depths(),
+            "dead_letters": messaging.new_dead_letters(limit=DEAD_LETTERS_LISTED),
+            "may_see_dead_letters": may_see_dead_letters,
+            "dead_letters_url": reverse("admin:messaging_deadletter_changelist"),
+        },
+    )
+
+
+def _seconds(duration) -> float | None:
+    return None if duration is None else round(duration.total_seconds(), 2)

@@ -1,0 +1,81 @@
+"""Reads for operators: how full the queues are, and the dead letters nobody has handled yet."""
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+
+from config.celery import app
+
+from .broker import BROKER_ERRORS
+from .models import DeadLetter
+from .topology import DEAD_LETTER_QUEUE, WORK_QUEUES
+
+logger = logging.getLogger(__name__)
+
+WATCHED_QUEUES = (*WORK_QUEUES, DEAD_LETTER_QUEUE)
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """A queue's ready messages and consumers; None for both when they could not be read."""
+
+    name: str
+    messages: int | None
+    consumers: int | None
+
+    @property
+    def available(self) -> bool:
+        return self.messages is not None
+
+
+def queue_depths(
+    *, names: Sequence[str] = WATCHED_QUEUES, timeout: float | None = None, url: str | None = None
+) -> list[QueueDepth]:
+    """Each queue's depth by a passive declare, which reads a queue and never creates one.
+
+    Asks the Celery app's broker, or `url`. Waits at most `timeout` seconds (default
+    BROKER_CONNECTION_TIMEOUT) for the broker; when
+    it cannot be reached, or a queue does not exist, that depth is unavailable (None) rather
+    than an error: a dashboard must still render when the broker is down.
+    """
+    timeout = settings.BROKER_CONNECTION_TIMEOUT if timeout is None else timeout
+    unavailable = [QueueDepth(name=name, messages=None, consumers=None) for name in names]
+    try:
+        with app.connection_for_read(url=url, connect_timeout=timeout) as connection:
+            connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
+            return [_passive_declare(connection, name) for name in names]
+    except BROKER_ERRORS as error:
+        logger.warning("queue depths unavailable: broker unreachable (%s)", error)
+        return unavailable
+
+
+def _passive_declare(connection, name: str) -> QueueDepth:
+    # A channel per queue: the broker closes the channel on which a passive declare fails.
+    channel = connection.channel()
+    try:
+        _, messages, consumers = channel.queue_declare(queue=name, passive=True)
+    except connection.channel_errors as error:
+        logger.warning("queue %s unavailable: %s", name, error)
+        return QueueDepth(name=name, messages=None, consumers=None)
+    finally:
+        with contextlib.suppress(*BROKER_ERRORS):
+            channel.close()
+    return QueueDepth(name=name, messages=messages, consumers=consumers)
+
+
+@dataclass(frozen=True)
+class NewDeadLetters:
+    count: int
+    latest: list[DeadLetter]  # newest death first, without their bodies and headers
+
+
+def new_dead_letters(*, limit: int = 10) -> NewDeadLetters:
+    """The dead letters still NEW (neither replayed nor discarded): how many, and the latest."""
+    new = DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
+    latest = new.only(
+        "id", "task_name", "queue", "reason", "order_id", "death_count", "last_death_at"
+    ).order_by("-last_death_at", "-id")[:limit]
+    return NewDeadLetters(count=new.count(), latest=list(latest))

@@ -1,0 +1,154 @@
+"""The orders API's OpenAPI description: responses, headers and examples for each endpoint.
+
+Kept apart from the views so they stay thin; drf-spectacular reads these decorators.
+"""
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers
+
+from ..models import MAX_IDEMPOTENCY_KEY_LENGTH
+from .serializers import (
+    IDEMPOTENCY_KEY_PATTERN,
+    OrderCreateInputSerializer,
+    OrderDetailSerializer,
+    OrderSerializer,
+)
+
+ORDER_ID = "3f1c2d4e-8a6b-4c2d-9e1f-0a1b2c3d4e5f"
+ORDER_EXAMPLE = {
+    "id": ORDER_ID,
+    "status": "PENDING",
+    "failed_from": "",
+    "product_name": "Espresso cup",
+    "quantity": 2,
+    "unit_price": "12.50",
+    "currency": "EUR",
+    "total": "25.00",
+    "version": 1,
+    "created_at": "2026-11-29T10:00:00Z",
+    "updated_at": "2026-11-29T10:00:00Z",
+}
+
+# Error bodies: one detail and a code, or a list of messages per field for a 400.
+Error = inline_serializer(
+    "Error",
+    {"detail": serializers.CharField(), "code": serializers.CharField(required=False)},
+)
+Conflict = inline_serializer(
+    "Conflict",
+    {
+        "detail": serializers.CharField(),
+        "code": serializers.CharField(),
+        "status": serializers.CharField(required=False),
+    },
+)
+ValidationErrors = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description="Invalid input: each bad field (or header) with its messages.",
+    examples=[
+        OpenApiExample(
+            "Bad quantity",
+            {"quantity": ["Ensure this value is less than or equal to 1000."]},
+            response_only=True,
+        )
+    ],
+)
+COMMON = {
+    401: OpenApiResponse(Error, description="No or bad credentials."),
+    429: OpenApiResponse(Error, description="Throttled: wait for the Retry-After seconds."),
+}
+NOT_FOUND = {404: OpenApiResponse(Error, description="No such order (or not yours).")}
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429]
+)
+IDEMPOTENCY_KEY = OpenApiParameter(
+    "Idempotency-Key",
+    {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN.pattern},
+    OpenApiParameter.HEADER,
+    description=(
+        f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces (a UUID "
+        "is a good choice). Repeating a request with the same key and body returns the first "
+        "order (200); the same key with another body is 422."
+    ),
+)
+
+order_api_docs = extend_schema_view(
+    list=extend_schema(
+        summary="List your orders",
+        description="Newest first. Staff see every buyer's orders.",
+        responses={
+            200: OrderSerializer(many=True),
+            400: OpenApiResponse(ValidationErrors.response, description="A bad filter value."),
+            404: OpenApiResponse(Error, description="No such page."),
+            **COMMON,
+        },
+    ),
+    retrieve=extend_schema(
+        summary="One order with its status history",
+        responses={200: OrderDetailSerializer, **NOT_FOUND, **COMMON},
+    ),
+    create=extend_schema(
+        summary="Place an order",
+        description="Saved as PENDING and answered at once; screening and billing follow.",
+        request=OrderCreateInputSerializer,
+        parameters=[IDEMPOTENCY_KEY],
+        responses={
+            201: OrderSerializer,
+            200: OpenApiResponse(OrderSerializer, description="A repeat with the same key."),
+            400: ValidationErrors,
+            413: OpenApiResponse(Error, description="Body over MAX_REQUEST_BODY_BYTES."),
+            415: OpenApiResponse(Error, description="Not application/json."),
+            422: OpenApiResponse(Error, description="Idempotency-Key reused for another body."),
+            **COMMON,
+        },
+        examples=[
+            OpenApiExample(
+                "An espresso cup",
+                {"product_name": "Espresso cup", "quantity": 2, "unit_price": "12.50"},
+                request_only=True,
+            ),
+            OpenApiExample("Accepted", ORDER_EXAMPLE, response_only=True, status_codes=["201"]),
+        ],
+    ),
+    cancel=extend_schema(
+        summary="Cancel a PENDING order",
+        request=None,
+        responses={
+            200: OrderSerializer,
+            409: OpenApiResponse(Conflict, description="Not PENDING any more."),
+            **NOT_FOUND,
+            **COMMON,
+        },
+        examples=[
+            OpenApiExample(
+                "Canceled", ORDER_EXAMPLE | {"status": "CANCELED", "version": 2}, response_only=True
+            )
+        ],
+    ),
+)
+
+
+def forbid_unknown_fields(result: dict, generator, request, public) -> dict:
+    """drf-spectacular hook: request bodies say what StrictSerializer enforces (no extras)."""
+    for name, component in result.get("components", {}).get("schemas", {}).items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component["additionalProperties"] = False
+    return result
+
+
+def ordering_needs_a_key(result: dict, generator, request, public) -> dict:
+    """drf-spectacular hook: `?ordering=` is refused like every empty value (filters.py), so
+    its schema asks for at least one sort key."""
+    for item in result.get("paths", {}).values():
+        for parameter in item.get("get", {}).get("parameters", []):
+            if parameter["name"] == "ordering" and parameter["schema"].get("type") == "array":
+                parameter["schema"]["minItems"] = 1
+    return result

@@ -1,0 +1,81 @@
+"""API docs: the OpenAPI schema at /api/schema/ and Swagger UI at /api/docs/, offline."""
+
+import re
+
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from drf_spectacular.generators import SchemaGenerator
+
+pytestmark = pytest.mark.django_db
+
+OPERATIONS = {
+    ("/api/orders/", "get"),
+    ("/api/orders/", "post"),
+    ("/api/orders/{id}/", "get"),
+    ("/api/orders/{id}/cancel/", "post"),
+}
+
+
+@pytest.fixture
+def served_schema(api_client) -> dict:
+    response = api_client.get("/api/schema/")
+    assert response.status_code == 200
+    return yaml.safe_load(response.content)
+
+
+def test_the_schema_is_public_openapi_3_with_every_operation(served_schema):
+    assert served_schema["openapi"].startswith("3.")
+    operations = {
+        (path, method) for path, item in served_schema["paths"].items() for method in item
+    }
+    assert operations == OPERATIONS
+
+
+def test_the_fuzzed_schema_is_the_served_one(served_schema):
+    generated = SchemaGenerator().get_schema(request=None, public=True)
+
+    assert yaml.safe_load(yaml.safe_dump(generated)) == served_schema
+
+
+def test_every_operation_documents_auth_throttling_and_an_example(served_schema):
+    for path, method in OPERATIONS:
+        operation = served_schema["paths"][path][method]
+        assert {"401", "429"} <= set(operation["responses"]), (path, method)
+        assert operation["summary"]
+    examples = [
+        served_schema["paths"][path][method]
+        for path, method in [("/api/orders/", "post"), ("/api/orders/{id}/cancel/", "post")]
+    ]
+    assert all("examples" in str(operation) for operation in examples)
+
+
+def test_the_create_body_refuses_unknown_fields_and_documents_its_bounds(served_schema):
+    body = served_schema["components"]["schemas"]["OrderCreateInputRequest"]
+
+    assert body["additionalProperties"] is False
+    assert body["properties"]["quantity"] == {"type": "integer", "maximum": 1000, "minimum": 1}
+    assert "pattern" in body["properties"]["unit_price"]
+
+
+def test_swagger_ui_loads_only_local_files(client):
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert sources, html
+    assert not [s for s in sources if s.startswith(("http:", "https:", "//"))], sources
+    for source in sources:
+        if source.startswith("/static/"):
+            assert finders.find(source.removeprefix("/static/")), source
+
+
+def test_the_browsable_api_shows_a_signed_in_buyer_their_orders(client, buyer):
+    client.force_login(buyer)
+
+    response = client.get("/api/orders/", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert b"Order List" in response.content
