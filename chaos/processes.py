@@ -17,9 +17,15 @@ class ManagedProcess:
     """One subprocess, its output in test-artifacts/<name>.log, stopped for sure at the end."""
 
     def __init__(
-        self, name: str, argv: list[str], env: dict[str, str], log_dir: Path = ARTIFACTS
+        self,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        log_dir: Path = ARTIFACTS,
+        cwd: Path = ROOT,
     ) -> None:
         self.name = name
+        self.cwd = cwd
         self.argv = argv
         self.env = env
         self.log_dir = log_dir
@@ -34,7 +40,7 @@ class ManagedProcess:
         self._offset = self.log_path.stat().st_size
         self.process = subprocess.Popen(  # noqa: S603 - our own commands
             self.argv,
-            cwd=ROOT,
+            cwd=self.cwd,
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -103,12 +103,16 @@ MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 # "json": one JSON object per line, for a log platform; "text": for people (DEBUG's default).
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
+# Seconds /readyz waits for the database and the broker (checked at once) before a 503.
+READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # Where collectstatic puts the static files that whitenoise serves.
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # ------------------------------------------------------------------------------------------
 
 if SECURE_PROXY_SSL_HEADER_ENABLED:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Probes (load balancers, docker compose) call these over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 
 if LOG_FORMAT not in {"json", "text"}:
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r}: use json or text.")
@@ -142,6 +146,8 @@ INSTALLED_APPS = [
     "ordering",
     "fraud",
     "billing",
+    "health",
+    "demo",
     "dashboard",
 ]
 
@@ -275,9 +281,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"confirm_publish": True}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Development without a broker server (scripts/run.sh): messages are files under var/.
     _broker_dir = str(BASE_DIR / "var" / "broker")
+    Path(_broker_dir).mkdir(parents=True, exist_ok=True)  # kombu expects it to exist
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": _broker_dir,
         "data_folder_out": _broker_dir,
+        # Seconds between looks at the folder: kombu's default of 1 s holds each message
+        # (one at a time, prefetch 1) for up to a second.
+        "polling_interval": 0.1,
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECTION_TIMEOUT
 CELERY_BROKER_HEARTBEAT = BROKER_HEARTBEAT

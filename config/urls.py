@@ -8,6 +8,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("ordering.api.urls")),
     path("api-auth/", include("rest_framework.urls")),
+    path("", include("health.urls")),
 ]
 
 handler404 = "config.exceptions.not_found"

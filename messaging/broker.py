@@ -8,11 +8,13 @@ publish counts.
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
-from amqp.exceptions import AMQPError
+from amqp.exceptions import AMQPError, NotFound
+from django.conf import settings
 from kombu import Producer
-from kombu.exceptions import OperationalError
+from kombu.exceptions import ChannelError, OperationalError
 
 from config.celery import app
 
@@ -119,3 +121,43 @@ def _declare_topology_once(connection) -> None:
     if not _topology_declared:
         declare_topology(connection)
         _topology_declared = True
+
+
+def ping_broker(*, timeout: float) -> None:
+    """Connect to the configured broker (login and virtual host included), then disconnect.
+
+    For readiness checks: raises a BROKER_ERRORS error when the broker cannot be reached
+    within about `timeout` seconds. Reads CELERY_BROKER_URL at call time.
+    """
+    with app.connection_for_write(
+        url=settings.CELERY_BROKER_URL, connect_timeout=timeout
+    ) as connection:
+        connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
+
+
+@dataclass(frozen=True)
+class QueueState:
+    messages: int
+    # None when the transport cannot tell (kombu's filesystem broker always says 0).
+    consumers: int | None
+
+
+def inspect_queues(*, names: Iterable[str]) -> dict[str, QueueState | None]:
+    """Messages waiting and consumers attached, per queue (None: no such queue yet).
+
+    Passive declares: nothing is created or changed.
+    """
+    states: dict[str, QueueState | None] = {}
+    with app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=1)
+        counts_consumers = connection.transport.driver_type == "amqp"
+        for name in names:
+            channel = connection.channel()
+            try:
+                _, messages, consumers = channel.queue_declare(name, passive=True)
+            except (NotFound, ChannelError):
+                states[name] = None  # the broker closed this channel
+                continue
+            channel.close()
+            states[name] = QueueState(messages, consumers if counts_consumers else None)
+    return states

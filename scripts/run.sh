@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main command: scripts/run.sh. Runs Orderflow locally (web, worker, relay) with honcho.
+# The main command: scripts/run.sh. Runs every Procfile process of Orderflow locally with honcho.
 # Needs nothing but Python 3.11: without DATABASE_URL it uses SQLite, and without a RabbitMQ
 # on 127.0.0.1:5672 (or CELERY_BROKER_URL) it uses kombu's filesystem broker, saying what
 # that mode lacks. PORT (default 8000) is where the web app listens.
@@ -21,8 +21,9 @@ if [ -z "${DATABASE_URL:-}" ]; then
   lacks+=("SQLite instead of PostgreSQL: no row locks, one writer at a time")
 fi
 if [ -z "${CELERY_BROKER_URL:-}" ] && ! amqp_answers 127.0.0.1 5672; then
-  mkdir -p var/broker
   export CELERY_BROKER_URL="filesystem://"
+fi
+if [[ "${CELERY_BROKER_URL:-}" == filesystem://* ]]; then
   lacks+=("kombu's filesystem broker instead of RabbitMQ: no dead-letter queue, no delivery limit,")
   lacks+=("  no publisher confirms; retries wait in worker memory; one machine only")
 fi
@@ -32,8 +33,10 @@ if [ ${#lacks[@]} -gt 0 ]; then
   note "Set DATABASE_URL and CELERY_BROKER_URL (see README.md) for the real thing."
 fi
 
+# Migrated before anything starts, so no process meets an empty database; the Procfile's
+# release process then finds nothing left to do.
 python manage.py migrate --noinput
-python manage.py setup_broker
 note "Orderflow on http://127.0.0.1:$PORT/ (admin: /admin/, API: /api/orders/); Ctrl-C stops it."
 note "Make a login with: $VENV/bin/python manage.py createsuperuser"
-exec honcho start web worker relay deadletters
+note "See every outcome: $VENV/bin/python manage.py demo --orders 50 (in another terminal)"
+exec honcho start

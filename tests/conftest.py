@@ -1,8 +1,12 @@
 """Shared fixtures. The suite runs on real PostgreSQL: it refuses to start on anything else."""
 
+import socket
+
 import pytest
 from django.conf import settings
 from rest_framework.test import APIClient
+
+from chaos.proxy import free_port
 
 from .factories import UserFactory
 
@@ -72,3 +76,20 @@ def buyer_client(buyer) -> APIClient:
     client = APIClient()
     client.force_authenticate(buyer)
     return client
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A local port nothing listens on: connecting is refused at once."""
+    return free_port()
+
+
+@pytest.fixture
+def silent_port():
+    """A local port that accepts TCP connections (the kernel completes them) but never says a
+    word: a hung server, or one behind a firewall. Only a timeout ends a wait for it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    yield listener.getsockname()[1]
+    listener.close()

@@ -57,19 +57,25 @@ def test_the_release_phase_migrates_and_declares_the_broker_topology(procfile_en
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "broker topology declared" in result.stdout
+    assert "staying up" not in result.stdout  # a platform's release phase must end
+
+
+def test_web_comes_first_so_honcho_gives_it_port():
+    # honcho gives PORT to the first process type and PORT + 100 to the next, and so on.
+    assert next(iter(procfile())) == "web"
 
 
 def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfile_env):
     port = free_port()
-    long_running = [name for name in procfile() if name != "release"]
-    assert set(long_running) == {"web", "worker", "relay", "deadletters"}
+    assert set(procfile()) == {"web", "release", "worker", "relay", "deadletters"}
     honcho = ManagedProcess(
         "honcho",
-        [venv_bin("honcho"), "start", *long_running],
+        [venv_bin("honcho"), "start"],  # every Procfile process, release included
         procfile_env | {"PORT": str(port)},
     ).start()
     try:
         honcho.wait_for_output(r"ready\.", timeout=60)
+        honcho.wait_for_output("release done; staying up", timeout=60)
         wait_for_http(f"http://127.0.0.1:{port}/api/orders/")
         clients = [
             ApiClient(f"http://127.0.0.1:{port}", Token.objects.create(user=UserFactory()).key)
@@ -100,6 +106,7 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
         assert charged.values("order_ref").distinct().count() == charged.count()
         assert {c.amount for c in charged} == {Decimal("25.00")}
         assert "succeeded" in honcho.output()  # the Procfile's own worker did the work
+        assert "stopped (rc=" not in honcho.output()  # release ended nothing
         print(f"100 orders posted and finished in {elapsed:.1f}s")
         wait_for_empty_work_queues(procfile_env["CELERY_BROKER_URL"])
     finally:

@@ -1,0 +1,30 @@
+"""Health endpoints for load balancers and orchestrators: anonymous, uncached, JSON.
+
+Plain Django views, not DRF: no authentication, throttling or content negotiation runs, and
+/healthz touches neither the database nor the broker.
+"""
+
+from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+
+from .checks import readiness
+
+
+@never_cache
+@require_safe
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Liveness: the process is up and serving requests."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_safe
+def readyz(request: HttpRequest) -> JsonResponse:
+    """Readiness: 200 when the database and the broker answer in time, else 503 naming them."""
+    result = readiness(timeout=settings.READINESS_TIMEOUT_SECONDS)
+    if result.ready:
+        return JsonResponse({"status": "ok", "checks": result.checks})
+    body = {"status": "unavailable", "failing": result.failing, "checks": result.checks}
+    return JsonResponse(body, status=503)
