@@ -1,4 +1,5 @@
-"""An operator in a real browser: log in, watch the dashboard, replay a dead letter.
+"""An operator in a real browser: log in, place an order from Swagger UI, watch the
+dashboard, replay a dead letter.
 
 Headless Chromium (Debian's, at /usr/bin/chromium, which scripts/test.sh installs) driven by
 Playwright against the live system: gunicorn serving the admin with its static files, the
@@ -6,7 +7,9 @@ worker, the relay and the dead-letter consumer. Screenshots of each step are sav
 test-artifacts/browser/.
 """
 
+import json
 import re
+import uuid
 from pathlib import Path
 
 import pytest
@@ -106,6 +109,20 @@ def queue_depth_cell(page: Page, queue: str):
     return page.locator(f'#queue-depths tr[data-queue="{queue}"] td.depth')
 
 
+def place_order_in_swagger_ui(page: Page, body: dict) -> uuid.UUID:
+    """POST /api/orders/ with Swagger UI's "Try it out", signed in by the admin's session."""
+    page.goto("/api/docs/")
+    operation = page.locator("#operations-orders-orders_create")
+    operation.locator(".opblock-summary").click()
+    operation.locator("button.try-out__btn").click()
+    operation.locator("textarea.body-param__text").fill(json.dumps(body))
+    operation.locator("button.execute").click()
+    response = operation.locator(".live-responses-table .response")
+    expect(response.locator(".response-col_status")).to_have_text("201")
+    body_shown = response.locator(".response-col_description pre").first.inner_text()
+    return uuid.UUID(json.loads(body_shown)["id"])
+
+
 def test_an_operator_watches_the_dashboard_and_replays_a_dead_letter_in_a_browser(
     system, buyer_api, page, screenshots, operator, failed_requests
 ):
@@ -136,9 +153,12 @@ def test_an_operator_watches_the_dashboard_and_replays_a_dead_letter_in_a_browse
     expect(page.locator("#dead-letters .count")).to_have_text("0")
     screenshots("dashboard")
 
-    # An order whose payment times out on every try: its billing step is dead-lettered.
+    # An order placed from Swagger UI whose payment times out on every try: its billing
+    # step is dead-lettered.
     fault = FakeGatewayFault.objects.create(remaining=1000)
-    doomed = post_order(buyer_api, product_name="Doomed teapot")
+    doomed = place_order_in_swagger_ui(page, {"product_name": "Doomed teapot", "quantity": 1,
+                                              "unit_price": "12.50"})  # fmt: skip
+    screenshots("swagger-ui-order-placed")
     wait_for_status(doomed, "FAILED")
     dead_letter = dead_letter_of(billing_message_of(doomed).id)
 
