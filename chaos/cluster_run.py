@@ -18,7 +18,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .cluster import ClusterError, RabbitCluster
 from .hosts import SimulatedHosts
-from .processes import ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
+from .processes import (
+    ManagedProcess,
+    celery_worker_argv,
+    gunicorn_argv,
+    relay_and_dead_letter_consumer,
+    start_and_wait_until_ready,
+)
 from .proxy import TcpProxy, free_port
 from .run import ChaosRun
 
@@ -82,21 +88,15 @@ class ClusterChaosRun(ChaosRun):
                     f"{host.name}-worker{n}", self.hosts.argv(host, argv), worker_env, log_dir
                 )
             )
-        self.relay = ManagedProcess(
-            "relay", python_argv("manage.py", "relay_outbox", "--interval", "0.5"), env, log_dir
-        )
-        self.deadletters = ManagedProcess(
-            "deadletters", python_argv("manage.py", "consume_dead_letters"), env, log_dir
-        )
+        self.relay, self.deadletters = relay_and_dead_letter_consumer(env, log_dir)
         self.processes = [self.web, *self.workers, self.relay, self.deadletters]
-        for process in self.processes:
-            process.start()
-        for worker in self.workers:
-            worker.wait_for_output(r"ready\.", timeout=120)
-        self.relay.wait_for_output("relay started", timeout=60)
-        self.deadletters.wait_for_output("dead-letter consumer ready", timeout=60)
+        start_and_wait_until_ready(
+            web=self.web,
+            workers=self.workers,
+            others=[self.relay, self.deadletters],
+            worker_timeout=120,
+        )
         self.base_url = f"http://127.0.0.1:{port}"
-        self.web.wait_for_output("Booting worker", timeout=60)
         logger.info("system up: %s on a %s-node cluster", self.base_url, len(self.cluster.nodes))
 
     def stop_system(self) -> None:

@@ -111,3 +111,34 @@ def gunicorn_argv(*, port: int, workers: int = 2, extra: tuple[str, ...] = ()) -
         venv_bin("gunicorn"), "config.wsgi", "--bind", f"127.0.0.1:{port}",
         "--workers", str(workers), *extra,
     ]  # fmt: skip
+
+
+def relay_and_dead_letter_consumer(
+    env: dict[str, str], log_dir: Path
+) -> tuple[ManagedProcess, ManagedProcess]:
+    """The Procfile's relay (polling twice a second) and deadletters processes."""
+    relay = ManagedProcess(
+        "relay", python_argv("manage.py", "relay_outbox", "--interval", "0.5"), env, log_dir
+    )
+    deadletters = ManagedProcess(
+        "deadletters", python_argv("manage.py", "consume_dead_letters"), env, log_dir
+    )
+    return relay, deadletters
+
+
+def start_and_wait_until_ready(
+    *,
+    web: ManagedProcess,
+    workers: list[ManagedProcess],
+    others: list[ManagedProcess],
+    worker_timeout: float,
+) -> None:
+    """Start every process of a system, then wait until each says it is serving."""
+    for process in (web, *workers, *others):
+        process.start()
+    for worker in workers:
+        worker.wait_for_output(r"ready\.", timeout=worker_timeout)
+    ready_lines = {"relay": "relay started", "deadletters": "dead-letter consumer ready"}
+    for process in others:
+        process.wait_for_output(ready_lines[process.name], timeout=60)
+    web.wait_for_output("Booting worker", timeout=60)

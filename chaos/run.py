@@ -24,7 +24,14 @@ from django.db import DatabaseError, close_old_connections
 from .broker import publish_raw, queue_depth
 from .faults import BrokerControl, database_fault, kill_worker, kill_worker_child
 from .http import ApiClient
-from .processes import ROOT, ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
+from .processes import (
+    ROOT,
+    ManagedProcess,
+    celery_worker_argv,
+    gunicorn_argv,
+    relay_and_dead_letter_consumer,
+    start_and_wait_until_ready,
+)
 from .proxy import TcpProxy, free_port
 
 logger = logging.getLogger("chaos")
@@ -171,21 +178,15 @@ class ChaosRun:
             ManagedProcess(f"worker{n}", celery_worker_argv(hostname=f"chaos{n}@%h"), env, log_dir)
             for n in range(self.config.workers)
         ]
-        self.relay = ManagedProcess(
-            "relay", python_argv("manage.py", "relay_outbox", "--interval", "0.5"), env, log_dir
-        )
-        self.deadletters = ManagedProcess(
-            "deadletters", python_argv("manage.py", "consume_dead_letters"), env, log_dir
-        )
+        self.relay, self.deadletters = relay_and_dead_letter_consumer(env, log_dir)
         self.processes = [self.web, *self.workers, self.relay, self.deadletters]
-        for process in self.processes:
-            process.start()
-        for worker in self.workers:
-            worker.wait_for_output(r"ready\.", timeout=90)
-        self.relay.wait_for_output("relay started", timeout=60)
-        self.deadletters.wait_for_output("dead-letter consumer ready", timeout=60)
+        start_and_wait_until_ready(
+            web=self.web,
+            workers=self.workers,
+            others=[self.relay, self.deadletters],
+            worker_timeout=90,
+        )
         self.base_url = f"http://127.0.0.1:{port}"
-        self.web.wait_for_output("Booting worker", timeout=60)
         logger.info("system up: %s, broker control %s", self.base_url, mode)
 
     def stop_system(self) -> None:
