@@ -175,3 +175,11 @@ def test_the_operations_dashboard_in_the_admin(role, allowed, world, client):
     # Listing dead letters needs their view permission, as in their own admin page.
     listed = f'data-dead-letter="{dead_letter.pk}"' in response.text
     assert listed == (role == "superuser")
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/api/schema/", "/api/docs/"])
+def test_health_and_api_docs_are_public_to_every_role(role, path, world):
+    response = api_as(role, world).get(path, HTTP_ACCEPT="*/*")
+
+    assert response.status_code == 200, response.content[:200]
