@@ -1,7 +1,8 @@
 """python -m bench RUN [options]: measure Orderflow beside its baseline, in one run.
 
 Runs: pipeline (against bare Celery), api (against an insert-only view), decoupling
-(against a synchronous design), backlog (10x against 1x). Each prints a table and writes
+(against a synchronous design), backlog (10x against 1x), throttle (throttling on against
+off). Each prints a table and writes
 docs/benchmarks/<run>.json and <run>.png.
 """
 
@@ -25,6 +26,10 @@ def main(argv: list[str]) -> int:
     backlog = runs.add_parser("backlog", help="drain rate and worker memory, 10x against 1x")
     backlog.add_argument("--orders", type=int, default=200, help="the 1x backlog")
     backlog.add_argument("--concurrency", type=int, default=2)
+    throttle = runs.add_parser("throttle", help="POST /api/orders/ with throttling on vs off")
+    throttle.add_argument("--clients", type=int, default=4)
+    throttle.add_argument("--seconds", type=float, default=10)
+    throttle.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"bench.{args.run}")
     return module.run(args)

@@ -49,8 +49,8 @@ def process_env(**overrides: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
         "SECURE_SSL_REDIRECT": "0",  # plain HTTP on localhost
-        # Each load client is one buyer sending far more than a person could; the throttle's
-        # own cost (6 queries a request) is pinned in tests/api/test_throttling.py.
+        # Each load client is one buyer sending far more than a person could; what the
+        # throttle costs is `python -m bench throttle`'s question.
         "API_THROTTLE_USER_RATE": "off",
         **overrides,
     }

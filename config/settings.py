@@ -95,8 +95,6 @@ API_THROTTLE_ANON_RATE = _rate("API_THROTTLE_ANON_RATE", default="60/minute")
 # Proxies in front of the app that append to X-Forwarded-For (1 behind Heroku's router): the
 # anonymous throttle keys on the address they saw. 0 trusts the header not at all.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
-# Django's cache, which keeps the throttles' counts: shared by every process by default.
-CACHE_URL = env.str("CACHE_URL", default="dbcache://orderflow_cache")
 # Largest request body accepted, in bytes (413 above it); orders are a few hundred bytes.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers (and Celery's).
@@ -188,8 +186,6 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "config.exceptions.SettingsFilter"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES  # the same bound for forms (admin)
 
-CACHES = {"default": env.cache_url_config(CACHE_URL)}
-
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
@@ -227,8 +223,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "NUM_PROXIES": API_TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_CLASSES": [
-        "config.throttling.UserRateThrottle",
-        "config.throttling.AnonRateThrottle",
+        "ordering.api.throttling.UserRateThrottle",
+        "ordering.api.throttling.AnonRateThrottle",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "ordering.api.pagination.OrderPagination",

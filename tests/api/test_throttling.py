@@ -1,7 +1,16 @@
-"""API throttling: per user and per anonymous address, 429 with Retry-After, shared counts."""
+"""API throttling: per user and per anonymous address, 429 with Retry-After, shared counts.
+
+`tests/integration/test_throttling.py` checks that the counts hold across gunicorn's workers.
+"""
+
+from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import pytest
-from django.core.cache import caches
+from django.db.models import F
+from django.utils import timezone
+
+from ordering.models import ApiRequestCount
 
 from ..factories import OrderFactory, UserFactory
 
@@ -75,21 +84,57 @@ def test_behind_one_trusted_proxy_the_client_address_is_the_one_it_saw(api_clien
     assert api_client.get("/api/schema/", HTTP_X_FORWARDED_FOR="10.0.0.2").status_code == 200
 
 
-def test_the_counts_are_kept_in_the_database_cache_shared_by_every_process():
-    from django.core.cache.backends.db import DatabaseCache
+def test_the_counts_are_rows_in_the_database_shared_by_every_process(buyer_client, buyer):
+    for _ in range(3):
+        buyer_client.get(ORDERS)
 
-    assert isinstance(caches["default"], DatabaseCache)
+    (counter,) = ApiRequestCount.objects.all()
+    assert counter.key == f"throttle_user_{buyer.pk}"
+    assert counter.count == 3
 
 
-def test_a_throttled_request_costs_six_queries_with_the_database_cache(
+def test_windows_that_ended_are_deleted_when_a_new_one_starts(buyer_client, buyer):
+    an_hour_ago = timezone.now() - timedelta(hours=1)
+    ApiRequestCount.objects.create(key="throttle_user_999", window_start=an_hour_ago, count=4)
+
+    buyer_client.get(ORDERS)
+
+    assert [c.key for c in ApiRequestCount.objects.all()] == [f"throttle_user_{buyer.pk}"]
+
+
+def test_a_new_window_starts_a_new_count(buyer_client, buyer):
+    for _ in range(5):
+        buyer_client.get(ORDERS)
+    assert buyer_client.get(ORDERS).status_code == 429
+
+    # The same requests a minute later: the next window.
+    ApiRequestCount.objects.update(window_start=F("window_start") - timedelta(minutes=1))
+
+    assert buyer_client.get(ORDERS).status_code == 200
+
+
+def test_retry_after_is_the_time_left_in_the_window(buyer_client):
+    for _ in range(5):
+        buyer_client.get(ORDERS)
+
+    with patch("time.time", return_value=60 * 1_000_000 + 45.5):
+        ApiRequestCount.objects.update(count=5)
+        ApiRequestCount.objects.update(window_start=datetime.fromtimestamp(60 * 1_000_000, tz=UTC))
+        refused = buyer_client.get(ORDERS)
+
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "15"
+
+
+def test_a_counted_request_costs_one_query(
     buyer_client, buyer, settings, django_assert_num_queries
 ):
     OrderFactory(buyer=buyer)
-    buyer_client.get(ORDERS)  # the user's history now exists: the steady state
+    buyer_client.get(ORDERS)  # the window's first request also deletes ended windows
     settings.API_THROTTLE_USER_RATE = None
     with django_assert_num_queries(2):
         buyer_client.get(ORDERS)
     settings.API_THROTTLE_USER_RATE = "5/minute"
 
-    with django_assert_num_queries(2 + 6):  # a read, then a write: count, select, update
+    with django_assert_num_queries(2 + 1):
         buyer_client.get(ORDERS)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('ordering', '0002_cache_table'),
+        ('ordering', '0001_initial'),
     ]
 
     operations = [
