@@ -27,6 +27,8 @@ COUNT = """
 """
 # On PostgreSQL the statement's own transaction commits without waiting for the disk: a
 # counter lost in a crash costs nothing, and the wait doubled the flushes of an order's POST.
+# Only when the statement is its own transaction: inside another (ATOMIC_REQUESTS, say), the
+# setting would hold for that transaction's commit too, and an order must never be lost.
 SOURCES = {"postgresql": "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick"}
 
 
@@ -55,10 +57,8 @@ class FixedWindowThrottle(throttling.SimpleRateThrottle):
     @staticmethod
     def _count(key: str, window_start: datetime) -> int:
         with connection.cursor() as cursor:
-            cursor.execute(
-                COUNT.format(source=SOURCES.get(connection.vendor, "")),
-                [key[:200], window_start],
-            )
+            source = "" if connection.in_atomic_block else SOURCES.get(connection.vendor, "")
+            cursor.execute(COUNT.format(source=source), [key[:200], window_start])
             return cursor.fetchone()[0]
 
 

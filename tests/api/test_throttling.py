@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
 import pytest
+from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
@@ -138,3 +139,12 @@ def test_a_counted_request_costs_one_query(
 
     with django_assert_num_queries(2 + 1):
         buyer_client.get(ORDERS)
+
+
+def test_counting_inside_a_transaction_leaves_its_commit_synchronous(buyer_client):
+    # The test runs inside a transaction, as a view would with ATOMIC_REQUESTS.
+    buyer_client.get(ORDERS)
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
