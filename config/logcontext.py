@@ -48,11 +48,17 @@ def current_request_id() -> str | None:
     return _current().get("request_id")
 
 
+def sane_request_id(value: object) -> str | None:
+    """A request id from outside (a header, a message), or None when it is not a sane one:
+    a log line must not carry what a client chose to write into it."""
+    if isinstance(value, str) and REQUEST_ID_PATTERN.fullmatch(value):
+        return value
+    return None
+
+
 def request_id_from(value: str | None) -> str:
     """The caller's request id when it is a sane one, else a new one."""
-    if value and REQUEST_ID_PATTERN.fullmatch(value):
-        return value
-    return uuid.uuid4().hex
+    return sane_request_id(value) or uuid.uuid4().hex
 
 
 class ContextFilter(logging.Filter):

@@ -27,6 +27,8 @@ from django.db import OperationalError as DatabaseUnavailable
 from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework import serializers
 
+from config import logcontext
+
 from .errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
@@ -70,7 +72,7 @@ class PipelineTask(Task):
     def log_ids(self, kwargs: dict) -> dict:
         """The ids on every log line about this message (config/celery.py binds them)."""
         return {
-            "request_id": getattr(self.request, "request_id", None),
+            "request_id": logcontext.sane_request_id(getattr(self.request, "request_id", None)),
             "task": self.name,
             "task_id": self.request.id,
             "message_id": self.request.id,  # the outbox row's id is the Celery task id

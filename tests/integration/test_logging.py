@@ -6,6 +6,7 @@ import uuid
 import pytest
 
 from billing.models import FakeGatewayFault
+from chaos.broker import publish_raw
 
 from ..live.wait import wait_until
 from .test_pipeline import NORMAL, wait_for_terminal
@@ -67,3 +68,34 @@ def test_a_request_id_that_is_not_sane_is_replaced(system, buyer_api):
     response = buyer_api.request("GET", "/api/orders/", headers={"X-Request-ID": "x" * 500})
 
     assert response.headers["X-Request-ID"] != "x" * 500
+
+
+@pytest.mark.parametrize(
+    ("sent", "logged"),
+    [("test-dead-1", "test-dead-1"), ("forged\nINFO all is well", None)],
+)
+def test_a_dead_letter_is_logged_with_the_ids_of_its_message(system, sent, logged):
+    message_id = str(uuid.uuid4())
+    headers = {"task": "fraud.screen_order", "id": message_id, "lang": "py", "request_id": sent}
+    body = json.dumps([[], {"order_id": str(uuid.uuid4()), "amount": "0.01"}, {}]).encode()
+
+    publish_raw(system.broker_url, queue="fraud", body=body, content_type="application/json",
+                headers=headers)  # fmt: skip
+
+    def recorded():
+        return next(
+            (
+                line
+                for line in json_lines(system.deadletters.output())
+                if line.get("message_id") == message_id and "recorded" in line["message"]
+            ),
+            None,
+        )
+
+    line = wait_until(recorded, timeout=10, what="the dead letter's log line")
+    assert line["request_id"] == logged  # a header that is not a sane id is not logged
+    assert line["task"] == "fraud.screen_order"
+    rejected = [
+        line for line in json_lines(system.worker.output()) if line.get("task_id") == message_id
+    ]
+    assert rejected and all(line["request_id"] == logged for line in rejected)

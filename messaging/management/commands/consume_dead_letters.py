@@ -7,8 +7,9 @@ from django.db import close_old_connections
 from kombu import Consumer
 from kombu.mixins import ConsumerMixin
 
+from config import logcontext
 from config.celery import app
-from messaging.deadletters import read_death, record
+from messaging.deadletters import Death, read_death, record
 from messaging.topology import dead_letter_queue, declare_topology
 
 logger = logging.getLogger("messaging.deadletters")
@@ -40,7 +41,8 @@ class DeadLetterConsumer(ConsumerMixin):
             death = read_death(
                 body=_raw_body(message), headers=message.headers, properties=message.properties
             )
-            record(death)
+            with logcontext.bound(**log_ids(death)):
+                record(death)
         except Exception:
             # The database may be down: keep the message in dead_letter and try it again soon.
             logger.exception("could not record a dead letter; it goes back to the queue")
@@ -48,6 +50,17 @@ class DeadLetterConsumer(ConsumerMixin):
             message.requeue()
             return
         message.ack()
+
+
+def log_ids(death: Death) -> dict:
+    """The dead message's ids, for the log lines about recording it (config/logcontext.py)."""
+    return {
+        "request_id": logcontext.sane_request_id(death.headers.get("request_id")),
+        "order_id": death.order_id,
+        "task": death.task_name or None,
+        "task_id": death.message_id,
+        "message_id": death.message_id,
+    }
 
 
 def _raw_body(message) -> bytes:
