@@ -37,6 +37,17 @@ ORDER_EXAMPLE = {
     "updated_at": "2026-11-29T10:00:00Z",
 }
 
+HISTORY_EXAMPLE = [
+    {"from_status": "", "to_status": "PENDING", "cause": "created", "message_id": None,
+     "version": 1, "at": "2026-11-29T10:00:00Z"},
+    {"from_status": "PENDING", "to_status": "APPROVED", "cause": "fraud screening passed",
+     "message_id": "8b0e7c52-3f0d-4b7e-9a51-2d6f1c9e4a10", "version": 2,
+     "at": "2026-11-29T10:00:00.080Z"},
+    {"from_status": "APPROVED", "to_status": "PROCESSED", "cause": "charged",
+     "message_id": "c4a9e2f1-6b3d-4e8a-8f27-5d1b0a9c3e76", "version": 3,
+     "at": "2026-11-29T10:00:00.150Z"},
+]  # fmt: skip
+
 # Error bodies: one detail and a code, or a list of messages per field for a 400.
 Error = inline_serializer(
     "Error",
@@ -90,10 +101,24 @@ order_api_docs = extend_schema_view(
             404: OpenApiResponse(Error, description="No such page."),
             **COMMON,
         },
+        examples=[
+            OpenApiExample(
+                "One page",
+                {"count": 1, "next": None, "previous": None, "results": [ORDER_EXAMPLE]},
+                response_only=True,
+            )
+        ],
     ),
     retrieve=extend_schema(
         summary="One order with its status history",
         responses={200: OrderDetailSerializer, **NOT_FOUND, **COMMON},
+        examples=[
+            OpenApiExample(
+                "Processed",
+                ORDER_EXAMPLE | {"status": "PROCESSED", "version": 3, "history": HISTORY_EXAMPLE},
+                response_only=True,
+            )
+        ],
     ),
     create=extend_schema(
         summary="Place an order",
