@@ -11,7 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from .api import (
+from .common import print_table, process_env, setup_django, write_report
+from .http_load import LoadResult, closed_loop
+from .web import (
     BODY,
     DRAIN_CONCURRENCY,
     WARMUP_S,
@@ -27,8 +29,6 @@ from .api import (
     queues_are_free,
     running_system,
 )
-from .common import print_table, process_env, setup_django, write_report
-from .http_load import LoadResult, closed_loop
 
 LATENCIES_MS = (0, 500)
 TARGET_RATIO = 1.1

@@ -11,12 +11,10 @@ the web process's work is measured.
 
 import statistics
 
-from .api import client_tokens, load_row, load_succeeded, running_system
 from .common import print_table, process_env, setup_django, write_report
 from .http_load import LoadResult, closed_loop
+from .web import BODY, WARMUP_S, client_tokens, load_row, load_succeeded, running_system
 
-BODY = {"product_name": "Bench widget", "quantity": 1, "unit_price": "25.00", "currency": "EUR"}
-WARMUP_S = 1.0
 RATES = {"off": "off", "on": "1000000/minute"}
 
 
