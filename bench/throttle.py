@@ -53,9 +53,9 @@ def run(args) -> int:
         "note": "requests/s with the throttle on, over the same with it off (alternating phases)",
     }
     rows = [
-        load_row(f"{mode} (round {n + 1})", result)
+        load_row(f"{mode} (round {n + 1})", results[mode][n])
         for n in range(args.rounds)
-        for mode, result in ((mode, results[mode][n]) for mode in RATES)
+        for mode in RATES
     ]
     rows.append(["ratio on/off (req/s)", "", ratio, "", "", "", ""])
     print_table(

@@ -8,13 +8,12 @@ publish counts.
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from amqp.exceptions import AMQPError, NotFound
+from amqp.exceptions import AMQPError
 from django.conf import settings
 from kombu import Producer
-from kombu.exceptions import ChannelError, OperationalError
+from kombu.exceptions import OperationalError
 
 from config.celery import app
 
@@ -133,31 +132,3 @@ def ping_broker(*, timeout: float) -> None:
         url=settings.CELERY_BROKER_URL, connect_timeout=timeout
     ) as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)
-
-
-@dataclass(frozen=True)
-class QueueState:
-    messages: int
-    # None when the transport cannot tell (kombu's filesystem broker always says 0).
-    consumers: int | None
-
-
-def inspect_queues(*, names: Iterable[str]) -> dict[str, QueueState | None]:
-    """Messages waiting and consumers attached, per queue (None: no such queue yet).
-
-    Passive declares: nothing is created or changed.
-    """
-    states: dict[str, QueueState | None] = {}
-    with app.connection_for_write() as connection:
-        connection.ensure_connection(max_retries=1)
-        counts_consumers = connection.transport.driver_type == "amqp"
-        for name in names:
-            channel = connection.channel()
-            try:
-                _, messages, consumers = channel.queue_declare(name, passive=True)
-            except (NotFound, ChannelError):
-                states[name] = None  # the broker closed this channel
-                continue
-            channel.close()
-            states[name] = QueueState(messages, consumers if counts_consumers else None)
-    return states

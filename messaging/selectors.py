@@ -20,7 +20,9 @@ WATCHED_QUEUES = (*WORK_QUEUES, DEAD_LETTER_QUEUE)
 
 @dataclass(frozen=True)
 class QueueDepth:
-    """A queue's ready messages and consumers; None for both when they could not be read."""
+    """A queue's ready messages and consumers; None for both when they could not be read,
+    and consumers None alone when the transport cannot count them (kombu's filesystem
+    broker always says 0)."""
 
     name: str
     messages: int | None
@@ -46,13 +48,14 @@ def queue_depths(
     try:
         with app.connection_for_read(url=url, connect_timeout=timeout) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
-            return [_passive_declare(connection, name) for name in names]
+            counts_consumers = connection.transport.driver_type == "amqp"
+            return [_passive_declare(connection, name, counts_consumers) for name in names]
     except BROKER_ERRORS as error:
         logger.warning("queue depths unavailable: broker unreachable (%s)", error)
         return unavailable
 
 
-def _passive_declare(connection, name: str) -> QueueDepth:
+def _passive_declare(connection, name: str, counts_consumers: bool) -> QueueDepth:
     # A channel per queue: the broker closes the channel on which a passive declare fails.
     channel = connection.channel()
     try:
@@ -63,7 +66,9 @@ def _passive_declare(connection, name: str) -> QueueDepth:
     finally:
         with contextlib.suppress(*BROKER_ERRORS):
             channel.close()
-    return QueueDepth(name=name, messages=messages, consumers=consumers)
+    return QueueDepth(
+        name=name, messages=messages, consumers=consumers if counts_consumers else None
+    )
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,13 @@ class FixedWindowThrottle(throttling.SimpleRateThrottle):
             return True
         now = time.time()
         window_start = now - now % self.duration
-        count = self._count(key, datetime.fromtimestamp(window_start, tz=UTC))
-        if count == 1:  # the first request of a new window: drop windows that have ended
+        window = datetime.fromtimestamp(window_start, tz=UTC)
+        count = self._count(key, window)
+        if count == 1:  # the first request of a new window: drop this scope's ended windows
+            # (only this scope's: another's may be longer, an hour while this is a minute).
+            scope_prefix = self.cache_format % {"scope": self.scope, "ident": ""}
             ApiRequestCount.objects.filter(
-                window_start__lt=datetime.fromtimestamp(window_start, tz=UTC)
+                key__startswith=scope_prefix, window_start__lt=window
             ).delete()
         self.seconds_left = window_start + self.duration - now
         return count <= self.num_requests

@@ -148,3 +148,15 @@ def test_counting_inside_a_transaction_leaves_its_commit_synchronous(buyer_clien
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"
+
+
+def test_a_shorter_window_starting_leaves_another_scopes_longer_window_alone(
+    buyer_client, api_client, buyer, settings
+):
+    settings.API_THROTTLE_USER_RATE = "2/day"
+    buyer_client.get(ORDERS)
+    buyer_client.get(ORDERS)
+
+    api_client.get("/api/schema/")  # the anonymous scope's first minute starts
+
+    assert buyer_client.get(ORDERS).status_code == 429

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from demo import scenario
-from messaging.broker import BROKER_ERRORS, inspect_queues
+from messaging.selectors import queue_depths
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
 from ordering import selectors as order_selectors
 from ordering.state_machine import TERMINAL_STATUSES, OrderStatus
@@ -42,9 +42,7 @@ class Command(BaseCommand):
             # A line per order placed would bury the summary; the web and worker logs keep theirs.
             logging.getLogger("ordering").setLevel(logging.WARNING)
         queues = self._check_consumers()
-        dead_letters = bool(
-            queues and queues[DEAD_LETTER_QUEUE] and queues[DEAD_LETTER_QUEUE].consumers
-        )
+        dead_letters = bool(queues and queues[DEAD_LETTER_QUEUE].consumers)
         available, missing = scenario.kinds(dead_letters=dead_letters)
         for reason in missing:
             self.stdout.write(self.style.WARNING(f"Not shown: {reason}."))
@@ -65,27 +63,24 @@ class Command(BaseCommand):
         self._summary(expected, actual)
 
     def _check_consumers(self) -> dict | None:
-        """The work and dead-letter queues' state; CommandError when no worker consumes.
-
-        None when the broker cannot count consumers (kombu's filesystem broker).
-        """
-        try:
-            queues = inspect_queues(names=(*WORK_QUEUES, DEAD_LETTER_QUEUE))
-        except BROKER_ERRORS as error:
-            raise CommandError(f"The broker is unreachable ({error}). {START_THE_SYSTEM}") from None
-        if any(state is not None and state.consumers is None for state in queues.values()):
+        """The work and dead-letter queues' depths by name; CommandError when no worker
+        consumes. None when the broker cannot count consumers (kombu's filesystem broker)."""
+        queues = {depth.name: depth for depth in queue_depths()}
+        if not any(depth.available for depth in queues.values()):
+            raise CommandError(f"The broker is unreachable. {START_THE_SYSTEM}")
+        if any(depth.available and depth.consumers is None for depth in queues.values()):
             self.stdout.write(
                 "This broker cannot tell whether a worker is running; if nothing moves, "
                 "start one (honcho start)."
             )
             return None
-        idle = [name for name in WORK_QUEUES if not (queues[name] and queues[name].consumers)]
+        idle = [name for name in WORK_QUEUES if not queues[name].consumers]
         if idle:
             raise CommandError(
                 f"No worker is consuming {' and '.join(idle)}: the orders would wait there. "
                 + START_THE_SYSTEM
             )
-        if not (queues[DEAD_LETTER_QUEUE] and queues[DEAD_LETTER_QUEUE].consumers):
+        if not queues[DEAD_LETTER_QUEUE].consumers:
             self.stdout.write(
                 self.style.WARNING(
                     "No dead-letter consumer (manage.py consume_dead_letters) is running."
