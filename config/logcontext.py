@@ -28,7 +28,7 @@ def _current() -> dict[str, str]:
 @contextmanager
 def bound(**ids: object) -> Iterator[None]:
     """Adds ids to every log line written inside the block (None leaves an id unset)."""
-    token = _ids.set({**_current(), **{k: str(v)[:200] for k, v in ids.items() if v is not None}})
+    token = _ids.set({**_current(), **_as_text(ids)})
     try:
         yield
     finally:
@@ -37,11 +37,15 @@ def bound(**ids: object) -> Iterator[None]:
 
 def bind_for_task(ids: dict) -> None:
     """Replaces the ids for the task a worker process starts (its previous task's go)."""
-    _ids.set({k: str(v)[:200] for k, v in ids.items() if v is not None})
+    _ids.set(_as_text(ids))
 
 
 def forget() -> None:
     _ids.set(None)
+
+
+def _as_text(ids: dict) -> dict[str, str]:
+    return {name: str(value)[:200] for name, value in ids.items() if value is not None}
 
 
 def current_request_id() -> str | None:
@@ -84,8 +88,9 @@ def logging_config(*, level: str, json_lines: bool) -> dict:
             "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s  %(ids)s"},
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": " ".join(f"%({name})s" for name in ("levelname", "name", "message",
-                                                             *FIELDS)),
+                "fmt": " ".join(
+                    f"%({name})s" for name in ("levelname", "name", "message", *FIELDS)
+                ),
                 "rename_fields": {"levelname": "level", "name": "logger"},
                 "timestamp": "time",  # ISO 8601, UTC
             },
@@ -102,4 +107,4 @@ def logging_config(*, level: str, json_lines: bool) -> dict:
             name: {"level": level, "handlers": ["console"], "propagate": False}
             for name in ("ordering", "fraud", "billing", "messaging", "config", "celery")
         },
-    }  # fmt: skip
+    }

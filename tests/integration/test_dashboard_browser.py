@@ -156,8 +156,9 @@ def test_an_operator_watches_the_dashboard_and_replays_a_dead_letter_in_a_browse
     # An order placed from Swagger UI whose payment times out on every try: its billing
     # step is dead-lettered.
     fault = FakeGatewayFault.objects.create(remaining=1000)
-    doomed = place_order_in_swagger_ui(page, {"product_name": "Doomed teapot", "quantity": 1,
-                                              "unit_price": "12.50"})  # fmt: skip
+    doomed = place_order_in_swagger_ui(
+        page, {"product_name": "Doomed teapot", "quantity": 1, "unit_price": "12.50"}
+    )
     screenshots("swagger-ui-order-placed")
     wait_for_status(doomed, "FAILED")
     dead_letter = dead_letter_of(billing_message_of(doomed).id)

@@ -79,8 +79,13 @@ def test_a_dead_letter_is_logged_with_the_ids_of_its_message(system, sent, logge
     headers = {"task": "fraud.screen_order", "id": message_id, "lang": "py", "request_id": sent}
     body = json.dumps([[], {"order_id": str(uuid.uuid4()), "amount": "0.01"}, {}]).encode()
 
-    publish_raw(system.broker_url, queue="fraud", body=body, content_type="application/json",
-                headers=headers)  # fmt: skip
+    publish_raw(
+        system.broker_url,
+        queue="fraud",
+        body=body,
+        content_type="application/json",
+        headers=headers,
+    )
 
     def recorded():
         return next(
