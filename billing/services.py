@@ -4,14 +4,14 @@ import logging
 import uuid
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from messaging.errors import TransientError
-from messaging.idempotency import claim_message, db_uuid
+from messaging.idempotency import db_uuid
 from ordering import selectors as order_selectors
 from ordering import services as order_services
-from ordering.state_machine import OrderStatus, can_transition
+from ordering.state_machine import OrderStatus
 
 from .errors import PaymentDeclined
 from .gateway import get_gateway
@@ -19,22 +19,20 @@ from .models import Charge
 
 logger = logging.getLogger(__name__)
 
-CONSUMER = "billing.charge_order"
+STEP = "billing.charge_order"  # this step's row in ordering/steps.py
 
 
 def charge(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
     """Charge an APPROVED order: APPROVED -> PROCESSED, or PAYMENT_FAILED when declined.
 
     The gateway is called outside any transaction (it is a remote service) with the order
-    id as idempotency key, so a retry, a redelivery or a replay never charges twice. A
-    duplicate message, or an order that is not APPROVED, changes nothing.
+    id as idempotency key, so a retry, a redelivery or a replay never charges twice. The
+    outcome is applied by ordering's complete_step(), with the Charge's settlement, in one
+    transaction. An order that is not APPROVED, or a message already applied, changes nothing.
     """
-    order = order_selectors.get_order(order_id=order_id)
-    # A duplicate of an applied message finds the order past APPROVED: nothing to do.
-    if not can_transition(current=order.status, to=OrderStatus.PROCESSED):
-        logger.info("order=%s is %s, not charged (message=%s)", order_id, order.status, message_id)
+    order = order_selectors.order_at_step(order_id=order_id, task_name=STEP)
+    if order is None:
         return
-
     charge_row = _start_attempt(order)
     try:
         result = get_gateway().charge(
@@ -44,14 +42,12 @@ def charge(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
             order_ref=str(order.id),
         )
     except PaymentDeclined as declined:
-        _settle(
-            order_id, message_id, to=OrderStatus.PAYMENT_FAILED, decline_reason=declined.message
-        )
+        _settle(order_id, message_id, outcome=OrderStatus.PAYMENT_FAILED, decline=declined.message)
         return
     except TransientError as error:
         Charge.objects.filter(pk=charge_row.pk).update(last_error=str(error)[:2000])
         raise
-    _settle(order_id, message_id, to=OrderStatus.PROCESSED, reference=result.reference)
+    _settle(order_id, message_id, outcome=OrderStatus.PROCESSED, reference=result.reference)
 
 
 def _start_attempt(order) -> Charge:
@@ -75,25 +71,21 @@ def _settle(
     order_id: uuid.UUID,
     message_id: uuid.UUID,
     *,
-    to: OrderStatus,
+    outcome: OrderStatus,
     reference: str = "",
-    decline_reason: str = "",
+    decline: str = "",
 ) -> None:
-    with transaction.atomic():
-        result = order_services.transition(
-            order_id=order_id,
-            to=to,
-            cause=f"billing: {decline_reason or 'charged ' + reference}",
-            message_id=message_id,
-        )
-        # Recorded as applied only with its effects, so a refused duplicate leaves no trace.
-        if not result.applied or not claim_message(consumer=CONSUMER, message_id=message_id):
-            transaction.set_rollback(True)
-            return
-        succeeded = to == OrderStatus.PROCESSED
-        Charge.objects.filter(order_id=order_id).update(
+    succeeded = outcome == OrderStatus.PROCESSED
+    order_services.complete_step(
+        task_name=STEP,
+        order_id=order_id,
+        message_id=message_id,
+        outcome=outcome,
+        cause=f"billing: {decline or 'charged ' + reference}",
+        record=lambda: Charge.objects.filter(order_id=order_id).update(
             status=Charge.Status.SUCCEEDED if succeeded else Charge.Status.DECLINED,
             gateway_reference=reference,
-            decline_reason=decline_reason[:255],
+            decline_reason=decline[:255],
             last_error="",
-        )
+        ),
+    )

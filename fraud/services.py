@@ -1,13 +1,9 @@
-"""Fraud screening: judge a PENDING order by the rules and approve or cancel it."""
+"""Fraud screening: judge a PENDING order by the rules, approve it or cancel it."""
 
 import logging
 import uuid
 from dataclasses import dataclass
 
-from django.db import transaction
-
-from messaging import outbox
-from messaging.idempotency import claim_message
 from ordering import selectors as order_selectors
 from ordering import services as order_services
 from ordering.state_machine import OrderStatus
@@ -17,7 +13,7 @@ from .rules import REJECT_SCORE, RULES
 
 logger = logging.getLogger(__name__)
 
-CONSUMER = "fraud.screen_order"
+STEP = "fraud.screen_order"  # this step's row in ordering/steps.py
 
 
 @dataclass(frozen=True)
@@ -25,6 +21,10 @@ class Assessment:
     verdict: FraudAssessment.Verdict
     score: int
     reasons: list[dict]
+
+    @property
+    def approved(self) -> bool:
+        return self.verdict == FraudAssessment.Verdict.APPROVED
 
 
 def assess(order) -> Assessment:
@@ -44,41 +44,40 @@ def assess(order) -> Assessment:
 
 
 def screen(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
-    """Screen an order: store the assessment and move it PENDING -> APPROVED or CANCELED_FRAUD.
+    """Screen a PENDING order: store the assessment, move it to APPROVED or CANCELED_FRAUD.
 
-    An approved order gets its billing message in the same transaction. A message already
-    applied, or an order that is no longer PENDING, changes nothing, and is not recorded as
-    applied: a replay of it after the order was failed and resumed still works.
+    The decision is fraud's; applying it (with the billing step's message when approved) is
+    ordering's complete_step(), in one transaction. An order no longer PENDING, or a message
+    already applied, changes nothing.
     """
-    order = order_selectors.get_order(order_id=order_id)
+    order = order_selectors.order_at_step(order_id=order_id, task_name=STEP)
+    if order is None:
+        return
     assessment = assess(order)
-    approved = assessment.verdict == FraudAssessment.Verdict.APPROVED
-    with transaction.atomic():
-        # A duplicate finds the order past PENDING (refused) or its id claimed: no effect.
-        result = order_services.transition(
-            order_id=order_id,
-            to=OrderStatus.APPROVED if approved else OrderStatus.CANCELED_FRAUD,
-            cause="fraud screening: "
-            + ("passed" if approved else "; ".join(r["rule"] for r in assessment.reasons)),
-            message_id=message_id,
-        )
-        if not result.applied or not claim_message(consumer=CONSUMER, message_id=message_id):
-            transaction.set_rollback(True)
-            return
-        # One upsert: an order screened again after a replay keeps one assessment.
-        FraudAssessment.objects.bulk_create(
-            [
-                FraudAssessment(
-                    order_id=order_id,
-                    verdict=assessment.verdict,
-                    score=assessment.score,
-                    reasons=assessment.reasons,
-                    message_id=message_id,
-                )
-            ],
-            update_conflicts=True,
-            unique_fields=["order"],
-            update_fields=["verdict", "score", "reasons", "message_id", "assessed_at"],
-        )
-        if approved:
-            outbox.enqueue(task_name="billing.charge_order", kwargs={"order_id": str(order_id)})
+    order_services.complete_step(
+        task_name=STEP,
+        order_id=order_id,
+        message_id=message_id,
+        outcome=OrderStatus.APPROVED if assessment.approved else OrderStatus.CANCELED_FRAUD,
+        cause="fraud screening: "
+        + ("passed" if assessment.approved else "; ".join(r["rule"] for r in assessment.reasons)),
+        record=lambda: _store(assessment, order_id=order_id, message_id=message_id),
+    )
+
+
+def _store(assessment: Assessment, *, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
+    # One upsert: an order screened again after a replay keeps one assessment.
+    FraudAssessment.objects.bulk_create(
+        [
+            FraudAssessment(
+                order_id=order_id,
+                verdict=assessment.verdict,
+                score=assessment.score,
+                reasons=assessment.reasons,
+                message_id=message_id,
+            )
+        ],
+        update_conflicts=True,
+        unique_fields=["order"],
+        update_fields=["verdict", "score", "reasons", "message_id", "assessed_at"],
+    )

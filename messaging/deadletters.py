@@ -1,8 +1,10 @@
 """Dead letters: record what RabbitMQ dead-lettered, and let operators replay or discard it.
 
-A task may react to its message's death and replay by defining `on_dead_letter(kwargs=,
-reason=)` and `on_replay(kwargs=)` (see messaging.pipeline.PipelineTask); that is how an order
-goes to FAILED and back without this module knowing anything of orders.
+A task reacts to its message's death and replay through `on_dead_letter(kwargs=, reason=)`
+and `on_replay(kwargs=)` (messaging.pipeline.PipelineTask); that is how an order goes to
+FAILED and back, and how a stale copy is told apart, without this module knowing of orders.
+A replay writes the message to the outbox again in the transaction of `on_replay`, so it is
+delivered even if the broker is away when the operator presses the button.
 """
 
 import hashlib
@@ -16,31 +18,23 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 from django_celery_results.models import TaskResult
-from kombu import Connection, Producer
 
+from config import logcontext
 from config.celery import app
 
-from .broker import BROKER_ERRORS
-from .errors import ApplicationError, TransientError
+from . import outbox
+from .errors import ApplicationError
 from .models import DeadLetter
 
 logger = logging.getLogger(__name__)
 
 MAX_ID_LENGTH = 255
 
-# Headers RabbitMQ adds when it dead-letters or redelivers; a replay starts without them.
-DEATH_HEADER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
-
 
 class DeadLetterNotReplayable(ApplicationError):
-    """The dead letter was discarded, or its original queue is unknown."""
-
-
-class ReplayFailed(TransientError):
-    """The broker was unreachable or refused the replay; nothing was changed."""
+    """The dead letter was discarded, or is no task message this system can send again."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +89,11 @@ def _text(value: object, limit: int) -> str:
 
 
 def record(death: Death) -> DeadLetter:
-    """Store a death (one row per message id) and let its task react, in one transaction."""
+    """Store a death (one row per message id) and let its task react, in one transaction.
+
+    The task says whether the dead letter still matters: NEW for an operator, or STALE when
+    its work was already done by another copy of the message.
+    """
     now = timezone.now()
     with transaction.atomic():
         dead_letter, created = DeadLetter.objects.select_for_update().get_or_create(
@@ -107,19 +105,21 @@ def record(death: Death) -> DeadLetter:
                 setattr(dead_letter, name, value)
             dead_letter.death_count += 1
             dead_letter.last_death_at = now
-            dead_letter.status = DeadLetter.Status.NEW
-            dead_letter.save()
         task = _task_named(death.task_name)
+        current = True
         if task is not None and hasattr(task, "on_dead_letter") and death.kwargs is not None:
-            task.on_dead_letter(kwargs=death.kwargs, reason=death.reason)
+            current = task.on_dead_letter(kwargs=death.kwargs, reason=death.reason)
+        dead_letter.status = DeadLetter.Status.NEW if current else DeadLetter.Status.STALE
+        dead_letter.save()
     logger.warning(
-        "dead letter recorded: message=%s task=%s queue=%s reason=%s order=%s count=%s",
+        "dead letter recorded: message=%s task=%s queue=%s reason=%s order=%s count=%s status=%s",
         death.message_id,
         death.task_name,
         death.queue,
         death.reason,
         death.order_id,
         dead_letter.death_count,
+        dead_letter.status,
     )
     return dead_letter
 
@@ -133,45 +133,42 @@ def last_error_of(dead_letter: DeadLetter) -> str:
 
 
 def replay(*, dead_letter_id: int, actor: AbstractBaseUser | None) -> DeadLetter:
-    """Publish a dead letter again to its original queue: same id and body, no death history.
+    """Send a dead letter's message again: same id and content, a full set of retries.
 
-    First, in one transaction, its task's `on_replay` runs (a FAILED order resumes from where
-    it failed) and the row is marked REPLAYED; the message is published only after that
-    commits, so its consumer finds the order resumed. If the broker refuses, both are undone
-    (the order fails again, the row is NEW again) and ReplayFailed is raised. Replaying twice
-    is safe: consumers apply a message id once.
+    In one transaction: its task's `on_replay` runs (a FAILED order resumes at the step that
+    failed; a step the order has passed is refused), the message is written to the outbox
+    again and the row is marked REPLAYED. The outbox publishes it after commit, or the relay
+    does later if the broker is away: nothing needs undoing. Replaying twice is safe: it is
+    the same message, and its consumer applies it once.
     """
     with transaction.atomic():
         dead_letter = DeadLetter.objects.select_for_update().get(pk=dead_letter_id)
-        if dead_letter.status == DeadLetter.Status.DISCARDED or not dead_letter.queue:
-            raise DeadLetterNotReplayable(
-                f"Dead letter {dead_letter.pk} cannot be replayed "
-                f"({dead_letter.status.lower()}, queue {dead_letter.queue or 'unknown'})."
-            )
-        previous_status = dead_letter.status
         kwargs = _celery_kwargs(bytes(dead_letter.body), dead_letter.content_type)
         task = _task_named(dead_letter.task_name)
-        hooks = task is not None and hasattr(task, "on_replay") and kwargs is not None
-        if hooks:
+        if dead_letter.status == DeadLetter.Status.DISCARDED:
+            raise DeadLetterNotReplayable(
+                f"Dead letter {dead_letter.pk} cannot be replayed: it was discarded."
+            )
+        if task is None or kwargs is None or not _is_uuid(dead_letter.message_id):
+            raise DeadLetterNotReplayable(
+                f"Dead letter {dead_letter.pk} cannot be replayed: it is not a task message "
+                f"of this system (task {dead_letter.task_name or 'unknown'!r}); discard it."
+            )
+        if hasattr(task, "on_replay"):
             task.on_replay(kwargs=kwargs)
+        request_id = logcontext.sane_request_id(dead_letter.headers.get("request_id"))
+        outbox.enqueue(
+            task_name=task.name,
+            kwargs=kwargs,
+            headers={"request_id": request_id} if request_id else {},
+            message_id=uuid.UUID(dead_letter.message_id),
+        )
         dead_letter.status = DeadLetter.Status.REPLAYED
         dead_letter.replay_count += 1
         dead_letter.acted_by = actor
         dead_letter.acted_at = timezone.now()
         dead_letter.save(update_fields=["status", "replay_count", "acted_by", "acted_at"])
-    try:
-        _publish_to_queue(dead_letter)
-    except BROKER_ERRORS as error:
-        with transaction.atomic():
-            DeadLetter.objects.filter(pk=dead_letter.pk).update(
-                status=previous_status, replay_count=F("replay_count") - 1
-            )
-            if hooks:
-                task.on_dead_letter(kwargs=kwargs, reason="replay failed")
-        raise ReplayFailed(f"Could not publish to {dead_letter.queue}: {error}") from error
-    logger.info(
-        "dead letter %s replayed to %s by %s", dead_letter.message_id, dead_letter.queue, actor
-    )
+    logger.info("dead letter %s replayed by %s", dead_letter.message_id, actor)
     return dead_letter
 
 
@@ -196,41 +193,6 @@ def _tasks_loaded() -> bool:
 
 def _task_named(name: str):
     return app.tasks.get(name) if name and _tasks_loaded() else None
-
-
-def _publish_to_queue(dead_letter: DeadLetter) -> None:
-    headers = {
-        key: value
-        for key, value in dead_letter.headers.items()
-        if not key.startswith(DEATH_HEADER_PREFIXES)
-    }
-    if "retries" in headers:
-        headers["retries"] = 0  # a replay gets a full set of retries again
-    properties = {
-        key: value
-        for key, value in dead_letter.properties.items()
-        if key in ("correlation_id", "reply_to", "priority", "message_id", "type")
-    }
-    with app.connection_for_write() as connection:
-        _publish(connection, dead_letter, headers, properties)
-
-
-def _publish(
-    connection: Connection, dead_letter: DeadLetter, headers: dict, properties: dict
-) -> None:
-    channel = connection.default_channel
-    channel.queue_declare(queue=dead_letter.queue, passive=True)  # refuse a queue that is gone
-    Producer(channel).publish(
-        bytes(dead_letter.body),
-        exchange="",  # the default exchange routes by queue name: straight to the original queue
-        routing_key=dead_letter.queue,
-        headers=headers,
-        content_type=dead_letter.content_type or "application/octet-stream",
-        content_encoding=dead_letter.content_encoding or "binary",
-        delivery_mode=2,
-        retry=False,
-        **properties,
-    )
 
 
 def _fields_of(death: Death) -> dict[str, Any]:
@@ -260,6 +222,10 @@ def _celery_kwargs(body: bytes, content_type: str) -> dict | None:
     if isinstance(decoded, list) and len(decoded) >= 2 and isinstance(decoded[1], dict):
         return decoded[1]
     return None
+
+
+def _is_uuid(value: str) -> bool:
+    return _uuid_or_none(value) is not None
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

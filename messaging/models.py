@@ -67,6 +67,8 @@ class DeadLetter(models.Model):
 
     class Status(models.TextChoices):
         NEW = "NEW", "New"
+        # Its step had already been done by another copy: recorded, changes nothing.
+        STALE = "STALE", "Stale"
         REPLAYED = "REPLAYED", "Replayed"
         DISCARDED = "DISCARDED", "Discarded"
 

@@ -24,15 +24,30 @@ from .models import OutboxMessage
 logger = logging.getLogger(__name__)
 
 
-def enqueue(*, task_name: str, kwargs: dict, headers: dict | None = None) -> OutboxMessage:
+def enqueue(
+    *,
+    task_name: str,
+    kwargs: dict,
+    headers: dict | None = None,
+    message_id: uuid.UUID | None = None,
+) -> OutboxMessage:
     """Store a message in the current transaction; it is published once that commits.
 
     The request id of the request or task at hand goes with it, for its consumer's logs.
+    With `message_id`, that message is sent again (a replay): its row, if it is still kept,
+    becomes unpublished again; if it was pruned, it is written anew with this content.
     """
     headers = {**(headers or {})}
     if request_id := logcontext.current_request_id():
         headers.setdefault("request_id", request_id)
-    message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, headers=headers)
+    if message_id is None:
+        message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, headers=headers)
+    else:
+        message, _ = OutboxMessage.objects.update_or_create(
+            id=message_id,
+            defaults={"published_at": None, "attempts": 0, "last_error": ""},
+            create_defaults={"task_name": task_name, "kwargs": kwargs, "headers": headers},
+        )
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
         transaction.on_commit(lambda: publish_committed(message), robust=True)
     return message

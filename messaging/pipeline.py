@@ -12,7 +12,8 @@
 | a duplicate or out-of-order message               | the service's no-op; acked               |
 
 Dead letters are recorded by the dead-letter consumer (manage.py consume_dead_letters), which
-calls the task's on_dead_letter(); a replay calls on_replay() first. The RETRY_* settings are
+calls the task's on_dead_letter() (a stale one changes nothing); a replay calls on_replay()
+in the transaction that writes the message to the outbox again. The RETRY_* settings are
 read once, when the tasks are loaded.
 """
 
@@ -98,11 +99,17 @@ class PipelineTask(Task):
             raise InvalidMessage(f"invalid payload: {_flatten(schema.errors)[:500]}")
         return schema.validated_data
 
-    def on_dead_letter(self, *, kwargs: dict, reason: str) -> None:
-        """Called by the dead-letter consumer when this task's message was dead-lettered."""
+    def on_dead_letter(self, *, kwargs: dict, reason: str) -> bool:
+        """Called when this task's message was dead-lettered, in the transaction recording it.
+
+        Returns False when the dead letter is stale (the work it was for was done by another
+        copy): it is recorded as STALE and needs no operator.
+        """
+        return True
 
     def on_replay(self, *, kwargs: dict) -> None:
-        """Called when an operator replays this task's dead letter, before it is published."""
+        """Called when an operator replays this task's dead letter, in the transaction that
+        writes the message to the outbox again; raise an ApplicationError to refuse."""
 
     @property
     def message_id(self) -> uuid.UUID:

@@ -13,3 +13,7 @@ class OrderNotCancelable(ApplicationError):
 
 class IdempotencyKeyReused(ApplicationError):
     """An Idempotency-Key was sent again with a different order body."""
+
+
+class StepNotReplayable(ApplicationError):
+    """A dead letter's step cannot be replayed: its order has passed the step, or is gone."""

@@ -1,4 +1,4 @@
-"""The base task of the order pipeline's steps (fraud.screen_order, billing.charge_order)."""
+"""The base task of the order pipeline's steps (ordering/steps.py names them)."""
 
 import uuid
 
@@ -7,6 +7,7 @@ from rest_framework import serializers
 from messaging.pipeline import PipelineTask, UUIDText
 
 from . import services
+from .errors import StepNotReplayable
 
 
 class OrderStepPayload(serializers.Serializer):
@@ -16,20 +17,25 @@ class OrderStepPayload(serializers.Serializer):
 
 
 class OrderStepTask(PipelineTask):
-    """A step on one order: its dead letter fails the order, its replay resumes the order."""
+    """A step on one order: its dead letter fails the order if the step is still due, its
+    replay resumes the order at the step; both know their step by the task's name."""
 
     payload = OrderStepPayload
 
     def log_ids(self, kwargs: dict) -> dict:
         return {**super().log_ids(kwargs), "order_id": kwargs.get("order_id")}
 
-    def on_dead_letter(self, *, kwargs: dict, reason: str) -> None:
-        if (order_id := _order_id(kwargs)) is not None:
-            services.fail_order(order_id=order_id, cause=f"{self.name} dead-lettered: {reason}")
+    def on_dead_letter(self, *, kwargs: dict, reason: str) -> bool:
+        if (order_id := _order_id(kwargs)) is None:
+            return True  # names no order: nothing to fail, but an operator should see it
+        return services.fail_step(
+            task_name=self.name, order_id=order_id, cause=f"{self.name} dead-lettered: {reason}"
+        )
 
     def on_replay(self, *, kwargs: dict) -> None:
-        if (order_id := _order_id(kwargs)) is not None:
-            services.resume_order(order_id=order_id, cause=f"{self.name} replayed")
+        if (order_id := _order_id(kwargs)) is None:
+            raise StepNotReplayable(f"The message names no order: {kwargs!r:.200}")
+        services.resume_step(task_name=self.name, order_id=order_id, cause=f"{self.name} replayed")
 
 
 def _order_id(kwargs: dict) -> uuid.UUID | None:

@@ -1,5 +1,6 @@
 """Reads of orders, scoped to who is asking, and the operations dashboard's order figures."""
 
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from .aggregates import PercentileCont
 from .errors import OrderNotFound
 from .models import Order, OrderEvent
 from .state_machine import TERMINAL_STATUSES, OrderStatus
+from .steps import step_of_task
+
+logger = logging.getLogger(__name__)
 
 FLOW_MINUTES = 60  # the dashboard's window: the last hour, minute by minute
 
@@ -23,6 +27,19 @@ def get_order(*, order_id: uuid.UUID) -> Order:
     order = Order.objects.filter(pk=order_id).first()
     if order is None:
         raise OrderNotFound(f"Order {order_id} does not exist.", extra={"order_id": str(order_id)})
+    return order
+
+
+def order_at_step(*, order_id: uuid.UUID, task_name: str) -> Order | None:
+    """The order, if the step `task_name` is due on it (it is in the step's status), else None.
+
+    A step reads this before its work (rules, a gateway call) so that a duplicate or stale
+    copy does none; complete_step() checks again under the order's lock.
+    """
+    order = get_order(order_id=order_id)
+    if order.status != step_of_task(task_name).status:
+        logger.info("step not due: order=%s is %s (task=%s)", order_id, order.status, task_name)
+        return None
     return order
 
 

@@ -1,7 +1,10 @@
-"""The only code that writes orders: create, cancel, and the one guarded transition()."""
+"""The only code that writes orders: create, cancel, the one guarded transition(), and the
+pipeline's steps: complete_step() applies a step's outcome, fail_step() and resume_step() are
+what a step's dead letter and its replay do to the order."""
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -9,10 +12,12 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from messaging import outbox
+from messaging.idempotency import claim_message
 
-from .errors import IdempotencyKeyReused, OrderNotCancelable, OrderNotFound
+from .errors import IdempotencyKeyReused, OrderNotCancelable, OrderNotFound, StepNotReplayable
 from .models import Order, OrderEvent
 from .state_machine import OrderStatus, can_transition
+from .steps import step_at, step_of_task
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +119,7 @@ def create_order(
             OrderEvent.objects.create(
                 order=order, to_status=order.status, cause="created", version=order.version
             )
-            outbox.enqueue(task_name="fraud.screen_order", kwargs={"order_id": str(order.id)})
+            _enqueue_step(order)
     except IntegrityError:
         # Two requests with one key raced and the other committed first.
         existing = idempotency_key and _order_with_key(buyer=buyer, key=idempotency_key)
@@ -138,24 +143,118 @@ def cancel_order(*, order_id: uuid.UUID, actor: AbstractBaseUser) -> Order:
     return result.order
 
 
-def fail_order(*, order_id: uuid.UUID, cause: str) -> TransitionResult | None:
-    """Move an order whose step was dead-lettered to FAILED, remembering where it stopped.
+def complete_step(
+    *,
+    task_name: str,
+    order_id: uuid.UUID,
+    message_id: uuid.UUID,
+    outcome: OrderStatus,
+    cause: str,
+    record: Callable[[], object] | None = None,
+) -> bool:
+    """Apply the outcome of the step `task_name` to its order, if the step is still due.
 
-    A missing order (the message may have named one that never existed) is logged, not raised.
+    In one transaction: lock the order; check that it is still in the step's status and that
+    this message was not applied before (claimed once per step); run `record`, the step's own
+    writes; move the order to `outcome`; write the next step's message as an outbox row.
+    A step no longer due (a duplicate, a stale or late copy, a canceled or failed order)
+    writes nothing and returns False; it is not an error.
     """
-    try:
-        return transition(order_id=order_id, to=OrderStatus.FAILED, cause=cause)
-    except OrderNotFound:
-        logger.warning("dead letter names no existing order: order=%s", order_id)
-        return None
+    step = step_of_task(task_name)
+    if outcome not in step.outcomes:
+        raise ValueError(f"{task_name} cannot move an order to {outcome}")
+    with transaction.atomic():
+        order = _locked_order(order_id)
+        if order.status != step.status:
+            logger.info(
+                "step no longer due: order=%s is %s, not %s (task=%s message=%s)",
+                order_id,
+                order.status,
+                step.status,
+                task_name,
+                message_id,
+            )
+            return False
+        if not claim_message(consumer=task_name, message_id=message_id):
+            logger.info("message already applied: order=%s message=%s", order_id, message_id)
+            return False
+        if record is not None:
+            record()
+        _apply(order, to=outcome, cause=cause, message_id=message_id)
+        _enqueue_step(order)
+    return True
 
 
-def resume_order(*, order_id: uuid.UUID, cause: str) -> TransitionResult | None:
-    """Move a FAILED order back to the status it failed from, before its step is replayed."""
-    order = Order.objects.filter(pk=order_id).only("status", "failed_from").first()
-    if order is None or order.status != OrderStatus.FAILED:
-        return None
-    return transition(order_id=order_id, to=OrderStatus(order.failed_from), cause=cause)
+def fail_step(*, task_name: str, order_id: uuid.UUID, cause: str) -> bool:
+    """What a dead letter of the step `task_name` does to its order; False if it is stale.
+
+    An order still at that step moves to FAILED (remembering where it stopped); one already
+    FAILED at that step stays so. An order that has moved on (a stale copy died after another
+    copy did the step) or is elsewhere is left alone: the dead letter is stale. A missing
+    order is logged; its dead letter is not stale, so an operator sees it.
+    Runs inside the caller's transaction (the dead letter's recording).
+    """
+    step = step_of_task(task_name)
+    with transaction.atomic(savepoint=False):
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        if order is None:
+            logger.warning("dead letter names no existing order: order=%s", order_id)
+            return True
+        if order.status == step.status:
+            return _apply(order, to=OrderStatus.FAILED, cause=cause, message_id=None)
+        if order.status == OrderStatus.FAILED and order.failed_from == step.status:
+            return True
+    logger.info(
+        "stale dead letter: order=%s is %s, past or outside %s (%s)",
+        order_id,
+        order.status,
+        task_name,
+        cause,
+    )
+    return False
+
+
+def resume_step(*, task_name: str, order_id: uuid.UUID, cause: str) -> Order:
+    """Before a dead letter of the step `task_name` is replayed: resume the order at that step.
+
+    A FAILED order that failed at this step goes back to the step's status; an order already
+    there is left as it is. Any other order has passed the step (or never reached it), and
+    the replay is refused with StepNotReplayable. Runs inside the caller's transaction (the
+    replay's, which also writes the step's message to the outbox).
+    """
+    step = step_of_task(task_name)
+    with transaction.atomic(savepoint=False):
+        order = Order.objects.select_for_update().filter(pk=order_id).first()
+        due = order is not None and (
+            order.status == step.status
+            or (order.status == OrderStatus.FAILED and order.failed_from == step.status)
+        )
+        if due and order.status == OrderStatus.FAILED:
+            _apply(order, to=step.status, cause=cause, message_id=None)
+    if order is None:
+        raise StepNotReplayable(
+            f"Order {order_id} does not exist.", extra={"order_id": str(order_id)}
+        )
+    if not due:
+        raise StepNotReplayable(
+            f"Order {order_id} is {order.status}: it has passed {task_name} (or never reached "
+            "it), so replaying that step would do nothing.",
+            extra={"order_id": str(order_id), "status": order.status},
+        )
+    return order
+
+
+def _locked_order(order_id: uuid.UUID) -> Order:
+    order = Order.objects.select_for_update().filter(pk=order_id).first()
+    if order is None:
+        raise OrderNotFound(f"Order {order_id} does not exist.", extra={"order_id": str(order_id)})
+    return order
+
+
+def _enqueue_step(order: Order) -> None:
+    """The message of the step that runs in the order's status, if any, as an outbox row."""
+    if (step := step_at(order.status)) is not None:
+        outbox.enqueue(task_name=step.task_name, kwargs={"order_id": str(order.id)})
 
 
 def _order_with_key(*, buyer: AbstractBaseUser, key: str) -> Order | None:

@@ -72,8 +72,18 @@ def _now():
     return timezone.now()
 
 
+def _order_failed_at_step(letter):
+    """An order that failed at the dead letter's step, as recording the dead letter left it."""
+    from ordering.state_machine import OrderStatus
+    from ordering.steps import step_of_task
+
+    step = step_of_task(letter.task_name)
+    return OrderFactory(status=OrderStatus.FAILED, failed_from=step.status).id
+
+
 class DeadLetterFactory(factory.django.DjangoModelFactory):
-    """A NEW dead letter of fraud.screen_order, as the dead-letter consumer records it."""
+    """A NEW dead letter of fraud.screen_order, as the dead-letter consumer records it, with
+    its order FAILED at that step (pass order_id to name another order)."""
 
     class Meta:
         model = "messaging.DeadLetter"
@@ -83,7 +93,7 @@ class DeadLetterFactory(factory.django.DjangoModelFactory):
     exchange = factory.SelfAttribute("queue")
     routing_key = factory.SelfAttribute("queue")
     task_name = "fraud.screen_order"
-    order_id = factory.Faker("uuid4")
+    order_id = factory.LazyAttribute(_order_failed_at_step)
     reason = "rejected"
     headers = factory.LazyAttribute(
         lambda letter: {

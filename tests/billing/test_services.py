@@ -213,7 +213,7 @@ def test_a_copy_refused_while_the_order_is_failed_does_not_shadow_its_replay():
     message_id = uuid.uuid4()
 
     charge(order, message_id)  # a stray copy: the order is FAILED, nothing is charged
-    order_services.resume_order(order_id=order.id, cause="replay")
+    order_services.resume_step(task_name=services.STEP, order_id=order.id, cause="replay")
     charge(order, message_id)  # the operator's replay of the same message
 
     order.refresh_from_db()

@@ -394,7 +394,7 @@ def test_resuming_as_approved_an_order_that_failed_from_pending_is_invalid(world
 
 def test_resuming_as_approved_an_order_that_failed_from_approved_is_valid(world):
     order = walk(OrderFactory(), S.APPROVED, S.FAILED)
-    services.resume_order(order_id=order.id, cause="replayed")
+    services.resume_step(task_name="billing.charge_order", order_id=order.id, cause="replayed")
     order = world.accept(walk(order, S.PROCESSED), S.PROCESSED)
     charge(order)
 

@@ -219,14 +219,14 @@ def test_two_messages_screening_one_order_at_once_approve_it_once(published, set
 
 @pytest.mark.django_db(transaction=True)
 def test_one_message_delivered_twice_at_once_is_applied_once(monkeypatch):
-    original = services.claim_message
+    original = order_services.claim_message
 
     def slow_claim(**kwargs) -> bool:
         claimed = original(**kwargs)
         time.sleep(0.02)  # hold the claim open so the other delivery runs into it
         return claimed
 
-    monkeypatch.setattr(services, "claim_message", slow_claim)
+    monkeypatch.setattr(order_services, "claim_message", slow_claim)
     order = OrderFactory()
     message_id = uuid.uuid4()
 
@@ -244,7 +244,7 @@ def test_a_copy_refused_while_the_order_is_failed_does_not_shadow_its_replay():
     message_id = uuid.uuid4()
 
     screen(order, message_id)  # a stray copy: refused, the order is FAILED
-    order_services.resume_order(order_id=order.id, cause="replay")
+    order_services.resume_step(task_name=services.STEP, order_id=order.id, cause="replay")
     screen(order, message_id)  # the operator's replay of the same message
 
     order.refresh_from_db()

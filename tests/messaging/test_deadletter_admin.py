@@ -7,9 +7,7 @@ from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django_celery_results.models import TaskResult
-from kombu.exceptions import OperationalError
 
-from messaging import deadletters
 from messaging.admin import BODY_PREVIEW_BYTES
 from messaging.models import DeadLetter
 from ordering.state_machine import OrderStatus
@@ -41,10 +39,8 @@ def select(action: str, *dead_letters: DeadLetter) -> dict:
 
 
 @pytest.fixture
-def replays(monkeypatch) -> ReplayRecorder:
-    recorder = ReplayRecorder()
-    monkeypatch.setattr(deadletters, "_publish_to_queue", recorder)
-    return recorder
+def replays() -> ReplayRecorder:
+    return ReplayRecorder()
 
 
 @pytest.fixture
@@ -309,21 +305,23 @@ def test_staff_allowed_only_to_discard_cannot_replay(client, replays):
     assert replays.published == []
 
 
-def test_a_replay_the_broker_refuses_is_reported_and_changes_nothing(operator_client, replays):
-    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
-    replays.error = OperationalError("[Errno 111] Connection refused")
+def test_a_replay_of_a_step_the_order_passed_is_reported_and_changes_nothing(
+    operator_client, replays
+):
+    order = OrderFactory(status=OrderStatus.APPROVED)
+    dead_letter = DeadLetterFactory(order_id=order.id, status=DeadLetter.Status.STALE)
 
     response = operator_client.post(CHANGELIST, select("replay_selected", dead_letter), follow=True)
 
     assert response.status_code == 200
-    assert f"#{dead_letter.pk}: Could not publish to fraud" in response.text
+    assert f"#{dead_letter.pk}: Order {order.id} is APPROVED: it has passed" in response.text
     assert "dead letter(s)." not in response.text
     dead_letter.refresh_from_db()
-    assert (dead_letter.status, dead_letter.replay_count) == (DeadLetter.Status.NEW, 0)
+    assert (dead_letter.status, dead_letter.replay_count) == (DeadLetter.Status.STALE, 0)
     order.refresh_from_db()
-    assert order.status == OrderStatus.FAILED
+    assert (order.status, order.version) == (OrderStatus.APPROVED, 1)
     assert not LogEntry.objects.exists()
+    assert replays.published == []
 
 
 def test_replaying_a_discarded_one_is_refused_and_the_rest_are_replayed(operator_client, replays):

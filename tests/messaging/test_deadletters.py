@@ -13,64 +13,41 @@ import pytest
 from amqp.exceptions import NotFound
 from django.db import OperationalError as DatabaseUnavailable
 from django.db import connection
+from django.utils import timezone
 from django_celery_results.models import TaskResult
-from kombu import Connection
 from kombu.exceptions import OperationalError
 
-from messaging import deadletters
-from messaging.deadletters import DeadLetterNotReplayable, ReplayFailed
+from messaging import deadletters, outbox
+from messaging.deadletters import DeadLetterNotReplayable
 from messaging.management.commands import consume_dead_letters
-from messaging.models import DeadLetter
+from messaging.models import DeadLetter, OutboxMessage
+from ordering.errors import StepNotReplayable
 from ordering.models import Order
 from ordering.state_machine import OrderStatus
 
 from ..factories import DeadLetterFactory, OrderFactory, UserFactory
 
 DIED_AT = datetime(2025, 3, 1, 12, 30, tzinfo=UTC)
+STALE = DeadLetter.Status.STALE
 
 
 class ReplayRecorder:
-    """Stands in for deadletters._publish_to_queue: remembers each replay, or fails like a
-    broker that is down: for every replay when `error` is set, else for those in `down_for`."""
+    """What replays sent: a replay writes its message to the outbox, which tests leave
+    unpublished (no relay runs). `published` lists the replayed dead letters, in order."""
 
-    def __init__(self) -> None:
-        self.published: list[dict] = []
-        self.error: BaseException | None = None
-        self.down_for: set[int] = set()  # dead letter ids
-
-    def __call__(self, dead_letter: DeadLetter) -> None:
-        if self.error is not None:
-            raise self.error
-        if dead_letter.pk in self.down_for:
-            raise OperationalError("[Errno 111] Connection refused")
-        self.published.append(
-            {"pk": dead_letter.pk, "queue": dead_letter.queue, "body": bytes(dead_letter.body)}
-        )
+    @property
+    def published(self) -> list[dict]:
+        waiting = OutboxMessage.objects.filter(published_at__isnull=True).values_list("id")
+        replayed = DeadLetter.objects.filter(message_id__in=[str(i) for (i,) in waiting])
+        return [
+            {"pk": d.pk, "queue": d.queue, "body": bytes(d.body)}
+            for d in replayed.order_by("acted_at", "pk")
+        ]
 
 
 @pytest.fixture
-def replays(monkeypatch) -> ReplayRecorder:
-    recorder = ReplayRecorder()
-    monkeypatch.setattr(deadletters, "_publish_to_queue", recorder)
-    return recorder
-
-
-@pytest.fixture
-def memory_broker(monkeypatch):
-    """The real publish code, on kombu's in-memory transport instead of RabbitMQ.
-
-    Only the `fraud` queue exists, so a replay to any other queue finds it gone.
-    """
-    connection = Connection("memory://")
-    channel = connection.channel()
-    channel.queue_declare(queue="fraud", durable=True)
-    publish = deadletters._publish
-    monkeypatch.setattr(
-        deadletters, "_publish", lambda _connection, *args: publish(connection, *args)
-    )
-    yield connection
-    channel.queue_delete(queue="fraud")
-    connection.release()
+def replays() -> ReplayRecorder:
+    return ReplayRecorder()
 
 
 def celery_message(
@@ -259,7 +236,7 @@ def test_record_keeps_the_raw_body_and_what_the_message_said():
 
 
 @pytest.mark.django_db
-def test_the_same_message_dying_again_after_a_replay_is_one_row_and_new_again(replays):
+def test_the_same_message_dying_again_after_a_replay_is_one_row_and_new_again():
     order = OrderFactory()
     message = celery_message(order_id=order.id)
     first = deadletters.record(deadletters.read_death(**message))
@@ -321,13 +298,58 @@ def test_a_dead_letter_of_a_task_without_hooks_is_recorded_and_touches_no_order(
 
 
 @pytest.mark.django_db
-def test_a_dead_letter_of_a_finished_order_leaves_the_order_alone():
-    order = OrderFactory(status=OrderStatus.PROCESSED)
+@pytest.mark.parametrize(
+    ("task", "status"),
+    [
+        ("fraud.screen_order", OrderStatus.APPROVED),  # another copy did the step
+        ("fraud.screen_order", OrderStatus.PROCESSED),
+        ("fraud.screen_order", OrderStatus.CANCELED),  # the buyer canceled first
+        ("fraud.screen_order", OrderStatus.CANCELED_FRAUD),
+        ("billing.charge_order", OrderStatus.PROCESSED),
+        ("billing.charge_order", OrderStatus.PAYMENT_FAILED),
+        ("billing.charge_order", OrderStatus.PENDING),  # a step not reached yet
+    ],
+)
+def test_a_dead_letter_of_a_step_the_order_is_not_at_is_stale_and_changes_nothing(task, status):
+    order = OrderFactory(status=status)
 
-    record_message(order_id=order.id, task="billing.charge_order")
+    recorded = record_message(order_id=order.id, task=task)
 
-    assert DeadLetter.objects.count() == 1
-    assert (reload(order).status, order.version) == (OrderStatus.PROCESSED, 1)
+    assert reload(recorded).status == STALE
+    assert (reload(order).status, order.version) == (status, 1)
+
+
+@pytest.mark.django_db
+def test_a_stale_dead_letter_becomes_stale_again_when_it_dies_again():
+    order = OrderFactory(status=OrderStatus.APPROVED)
+    message = celery_message(order_id=order.id)
+    deadletters.record(deadletters.read_death(**message))
+
+    again = deadletters.record(deadletters.read_death(**message))
+
+    assert (reload(again).status, again.death_count) == (STALE, 2)
+    assert reload(order).version == 1
+
+
+@pytest.mark.django_db
+def test_a_second_dead_letter_of_the_step_an_order_failed_at_is_new_too():
+    """Two copies of a step died: either one's replay resumes the order."""
+    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
+
+    recorded = record_message(order_id=order.id, task="fraud.screen_order")
+
+    assert reload(recorded).status == DeadLetter.Status.NEW
+    assert (reload(order).status, order.version) == (OrderStatus.FAILED, 1)
+
+
+@pytest.mark.django_db
+def test_a_dead_letter_of_another_step_than_the_one_the_order_failed_at_is_stale():
+    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.APPROVED)
+
+    recorded = record_message(order_id=order.id, task="fraud.screen_order")
+
+    assert reload(recorded).status == STALE
+    assert reload(order).failed_from == OrderStatus.APPROVED
 
 
 @pytest.mark.django_db
@@ -362,57 +384,8 @@ def test_a_message_with_an_overlong_id_is_still_recorded():
 # replay() -------------------------------------------------------------------------------------
 
 
-@pytest.mark.django_db
-def test_replay_publishes_the_original_body_to_the_original_queue(replays):
-    dead_letter = DeadLetterFactory(queue="billing", task_name="billing.charge_order")
-
-    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
-
-    assert replays.published == [
-        {"pk": dead_letter.pk, "queue": "billing", "body": bytes(dead_letter.body)}
-    ]
-
-
-@pytest.mark.django_db
-def test_a_replayed_message_has_its_id_and_task_but_no_death_history(memory_broker):
-    message = celery_message(queue="fraud")
-    message["body"] = message["body"] + b" \xff"  # bytes a text round trip would mangle
-    dead_letter = deadletters.record(deadletters.read_death(**message))
-
-    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
-
-    published = memory_broker.default_channel.basic_get(queue="fraud", no_ack=True)
-    assert published.body == message["body"]
-    assert published.delivery_info == {"exchange": "", "routing_key": "fraud"}
-    assert (published.content_type, published.content_encoding) == ("application/json", "utf-8")
-    assert published.properties["correlation_id"] == message["headers"]["id"]
-    assert published.headers == {
-        "id": message["headers"]["id"],
-        "task": "fraud.screen_order",
-        "retries": 0,
-    }
-
-
-@pytest.mark.django_db
-def test_a_replayed_message_gets_its_retries_back(memory_broker):
-    message = celery_message(queue="fraud")
-    message["headers"]["retries"] = 7  # it died when its retries ran out
-    dead_letter = deadletters.record(deadletters.read_death(**message))
-
-    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
-
-    published = memory_broker.default_channel.basic_get(queue="fraud", no_ack=True)
-    assert published.headers["retries"] == 0
-
-
-@pytest.mark.django_db
-def test_replay_to_a_queue_that_no_longer_exists_fails_and_changes_nothing(memory_broker):
-    dead_letter = DeadLetterFactory(queue="gone")
-
-    with pytest.raises(ReplayFailed, match="Could not publish to gone"):
-        deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
-
-    assert (reload(dead_letter).status, dead_letter.replay_count) == (DeadLetter.Status.NEW, 0)
+def outbox_row(dead_letter: DeadLetter) -> OutboxMessage:
+    return OutboxMessage.objects.get(pk=dead_letter.message_id)
 
 
 @pytest.mark.django_db
@@ -420,31 +393,85 @@ def test_replay_to_a_queue_that_no_longer_exists_fails_and_changes_nothing(memor
     ("task", "failed_from"),
     [("fraud.screen_order", OrderStatus.PENDING), ("billing.charge_order", OrderStatus.APPROVED)],
 )
-def test_replay_resumes_the_failed_order_before_publishing(monkeypatch, task, failed_from):
+def test_replay_resumes_the_order_and_writes_the_same_message_to_the_outbox(task, failed_from):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=failed_from)
-    dead_letter = DeadLetterFactory(order_id=order.id, task_name=task)
-    status_when_published = []
-    monkeypatch.setattr(
-        deadletters,
-        "_publish_to_queue",
-        lambda _: status_when_published.append(Order.objects.get(pk=order.id).status),
+    dead_letter = DeadLetterFactory(
+        order_id=order.id, task_name=task, headers={"request_id": "req-1234abcd"}
     )
     operator = UserFactory(is_staff=True)
 
     replayed = deadletters.replay(dead_letter_id=dead_letter.pk, actor=operator)
 
-    assert status_when_published == [failed_from]
     order = reload(order)
     assert (order.status, order.failed_from, order.version) == (failed_from, "", 2)
     assert order.events.latest("version").cause == f"{task} replayed"
+    message = outbox_row(dead_letter)
+    assert (message.task_name, message.kwargs) == (task, {"order_id": str(order.id)})
+    assert (message.published_at, message.headers) == (None, {"request_id": "req-1234abcd"})
     replayed = reload(replayed)
     assert (replayed.status, replayed.replay_count) == (DeadLetter.Status.REPLAYED, 1)
-    assert replayed.acted_by == operator
-    assert replayed.acted_at is not None
+    assert (replayed.acted_by, replayed.acted_at is not None) == (operator, True)
 
 
 @pytest.mark.django_db
-def test_replaying_twice_publishes_twice_but_resumes_the_order_once(replays):
+def test_replay_sends_the_kept_outbox_row_again_with_its_attempts_reset():
+    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
+    dead_letter = DeadLetterFactory(order_id=order.id)
+    OutboxMessage.objects.create(
+        id=dead_letter.message_id,
+        task_name="fraud.screen_order",
+        kwargs={"order_id": str(order.id)},
+        headers={"request_id": "req-original"},
+        published_at=timezone.now(),
+        attempts=3,
+        last_error="refused",
+    )
+
+    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
+
+    message = outbox_row(dead_letter)
+    assert (message.published_at, message.attempts, message.last_error) == (None, 0, "")
+    assert message.headers == {"request_id": "req-original"}
+    assert OutboxMessage.objects.count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("task", "status"),
+    [
+        ("fraud.screen_order", OrderStatus.APPROVED),
+        ("fraud.screen_order", OrderStatus.PROCESSED),
+        ("fraud.screen_order", OrderStatus.CANCELED),
+        ("billing.charge_order", OrderStatus.PENDING),
+        ("billing.charge_order", OrderStatus.PAYMENT_FAILED),
+    ],
+)
+def test_replay_of_a_step_the_order_has_passed_or_not_reached_is_refused(task, status):
+    order = OrderFactory(status=status)
+    dead_letter = DeadLetterFactory(order_id=order.id, task_name=task, status=STALE)
+
+    with pytest.raises(StepNotReplayable, match=f"is {status}: it has passed {task}"):
+        deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
+
+    assert (reload(dead_letter).status, dead_letter.replay_count) == (STALE, 0)
+    assert (reload(order).status, order.version) == (status, 1)
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_replay_of_a_step_failed_from_another_step_is_refused():
+    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.APPROVED)
+    dead_letter = DeadLetterFactory(order_id=order.id, task_name="fraud.screen_order")
+
+    with pytest.raises(StepNotReplayable):
+        deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
+
+    assert reload(order).status == OrderStatus.FAILED
+    assert not OutboxMessage.objects.exists()
+
+
+@pytest.mark.django_db
+def test_replaying_twice_resumes_the_order_once_and_sends_one_message():
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
     dead_letter = DeadLetterFactory(order_id=order.id)
     deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
@@ -452,51 +479,69 @@ def test_replaying_twice_publishes_twice_but_resumes_the_order_once(replays):
 
     deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
 
-    assert len(replays.published) == 2
     dead_letter = reload(dead_letter)
     assert (dead_letter.status, dead_letter.replay_count) == (DeadLetter.Status.REPLAYED, 2)
     assert dead_letter.acted_at > first_acted_at
     assert (reload(order).status, order.version) == (OrderStatus.PENDING, 2)
-
-
-@pytest.mark.django_db
-def test_replay_of_a_dead_letter_whose_order_is_not_failed_leaves_the_order_alone(replays):
-    order = OrderFactory(status=OrderStatus.APPROVED)
-
-    deadletters.replay(dead_letter_id=DeadLetterFactory(order_id=order.id).pk, actor=None)
-
-    assert len(replays.published) == 1
-    assert (reload(order).status, order.version) == (OrderStatus.APPROVED, 1)
-
-
-@pytest.mark.django_db
-def test_replay_of_an_undecodable_body_publishes_it_as_it_is(replays):
-    dead_letter = DeadLetterFactory(body=b"\xff\x00 garbage", order_id=None)
-
-    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
-
-    assert replays.published[0]["body"] == b"\xff\x00 garbage"
-    assert reload(dead_letter).status == DeadLetter.Status.REPLAYED
+    assert list(OutboxMessage.objects.values_list("id", flat=True)) == [
+        uuid.UUID(dead_letter.message_id)
+    ]
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "fields",
-    [{"status": DeadLetter.Status.DISCARDED}, {"queue": ""}],
-    ids=["discarded", "no-queue"],
+    [
+        {"status": DeadLetter.Status.DISCARDED},
+        {"body": b"\xff\x00 garbage"},
+        {"content_type": "application/x-python-serialize"},
+        {"task_name": "legacy.unknown_task"},
+        {"task_name": ""},
+        {"message_id": "sha256:" + "0" * 64},
+    ],
+    ids=["discarded", "undecodable", "pickle", "unknown-task", "no-task", "no-uuid"],
 )
-def test_a_discarded_dead_letter_or_one_without_a_queue_is_not_replayable(replays, fields):
+def test_a_dead_letter_that_is_no_sendable_message_is_not_replayable(fields):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
     dead_letter = DeadLetterFactory(order_id=order.id, **fields)
 
-    with pytest.raises(DeadLetterNotReplayable):
+    with pytest.raises(DeadLetterNotReplayable, match=f"Dead letter {dead_letter.pk} cannot be"):
         deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
 
-    assert replays.published == []
     assert (reload(dead_letter).replay_count, reload(order).status) == (0, OrderStatus.FAILED)
+    assert not OutboxMessage.objects.exists()
 
 
-@pytest.mark.django_db
+@pytest.fixture
+def publish_on_commit(settings, monkeypatch):
+    """The after-commit publish on, with the broker replaced by a recorder of what it saw."""
+    settings.OUTBOX_PUBLISH_ON_COMMIT = True
+    seen: list = []
+    monkeypatch.setattr(outbox, "send_message", lambda **message: seen.append(message))
+    return seen
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_is_published_only_after_the_resumed_order_is_committed(
+    publish_on_commit, monkeypatch
+):
+    """Published inside the transaction, the worker could see the order still FAILED."""
+    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
+    dead_letter = DeadLetterFactory(order_id=order.id)
+    seen = []
+
+    def send_message(**message):
+        seen.append((connection.in_atomic_block, Order.objects.get(pk=order.id).status))
+
+    monkeypatch.setattr(outbox, "send_message", send_message)
+
+    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
+
+    assert seen == [(False, OrderStatus.PENDING)]
+    assert outbox_row(dead_letter).published_at is not None
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "error",
     [
@@ -506,26 +551,25 @@ def test_a_discarded_dead_letter_or_one_without_a_queue_is_not_replayable(replay
     ],
     ids=["kombu", "amqp", "socket"],
 )
-def test_a_broker_error_fails_the_replay_and_undoes_it(replays, error):
+def test_a_replay_while_the_broker_refuses_is_kept_for_the_relay(
+    publish_on_commit, monkeypatch, error
+):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
     dead_letter = DeadLetterFactory(order_id=order.id)
-    replays.error = error
 
-    with pytest.raises(ReplayFailed) as failed:
-        deadletters.replay(dead_letter_id=dead_letter.pk, actor=UserFactory())
+    def refuse(**message):
+        raise error
 
-    assert failed.value.__cause__ is error
-    # The message is published after the resume commits, so a refused publish is undone
-    # by failing the order again; its history shows the attempt.
-    order = reload(order)
-    assert (order.status, order.failed_from) == (OrderStatus.FAILED, OrderStatus.PENDING)
-    assert list(order.events.order_by("version").values_list("to_status", flat=True)) == [
-        OrderStatus.FAILED,
-        OrderStatus.PENDING,
-        OrderStatus.FAILED,
-    ]
-    dead_letter = reload(dead_letter)
-    assert (dead_letter.status, dead_letter.replay_count) == (DeadLetter.Status.NEW, 0)
+    monkeypatch.setattr(outbox, "send_message", refuse)
+
+    deadletters.replay(dead_letter_id=dead_letter.pk, actor=UserFactory())
+
+    # Nothing to undo: the order is resumed and its message waits in the outbox.
+    assert reload(order).status == OrderStatus.PENDING
+    assert reload(dead_letter).status == DeadLetter.Status.REPLAYED
+    message = outbox_row(dead_letter)
+    assert (message.published_at, message.attempts) == (None, 1)
+    assert str(error) in message.last_error
 
 
 # discard() ------------------------------------------------------------------------------------
@@ -647,20 +691,3 @@ def test_the_consumer_requeues_what_it_cannot_record(dead_letter_consumer, monke
 
     assert message.outcome == "requeued"
     assert not DeadLetter.objects.exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_replay_is_published_only_after_the_resumed_order_is_committed(monkeypatch):
-    """Published inside the transaction, the worker could see the order still FAILED."""
-    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
-    seen = []
-
-    def publish(dead_letter):
-        seen.append((connection.in_atomic_block, Order.objects.get(pk=order.id).status))
-
-    monkeypatch.setattr(deadletters, "_publish_to_queue", publish)
-
-    deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
-
-    assert seen == [(False, OrderStatus.PENDING)]

@@ -7,7 +7,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django_celery_results.models import TaskResult
 
-from messaging import deadletters
 from messaging.models import DeadLetter
 from ordering.state_machine import OrderStatus
 
@@ -16,14 +15,12 @@ from .test_deadletters import ReplayRecorder
 
 pytestmark = pytest.mark.django_db
 
-NEW, REPLAYED, DISCARDED = DeadLetter.Status
+NEW, STALE, REPLAYED, DISCARDED = DeadLetter.Status
 
 
 @pytest.fixture
-def replays(monkeypatch) -> ReplayRecorder:
-    recorder = ReplayRecorder()
-    monkeypatch.setattr(deadletters, "_publish_to_queue", recorder)
-    return recorder
+def replays() -> ReplayRecorder:
+    return ReplayRecorder()
 
 
 def deadletters_command(*args: str) -> tuple[str, str]:
@@ -207,25 +204,24 @@ def test_discard_by_task(replays):
     assert statuses(fraud, billing) == [NEW, DISCARDED]
 
 
-def test_a_failed_replay_fails_the_command_after_the_others_are_replayed(replays):
-    order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
+def test_a_refused_replay_fails_the_command_after_the_others_are_replayed(replays):
+    order = OrderFactory(status=OrderStatus.APPROVED)  # it has passed fraud screening
     first, refused, last = (
         DeadLetterFactory(),
         DeadLetterFactory(order_id=order.id),
         DeadLetterFactory(),
     )
-    replays.down_for = {refused.pk}
     stdout, stderr = StringIO(), StringIO()
 
     with pytest.raises(CommandError, match=r"^1 dead letter\(s\) could not be replayed\.$"):
         call_command("deadletters", "replay", "--all", stdout=stdout, stderr=stderr)
 
-    assert f"#{refused.pk}: Could not publish to fraud" in stderr.getvalue()
+    assert f"#{refused.pk}: Order {order.id} is APPROVED: it has passed" in stderr.getvalue()
     assert "done" not in stdout.getvalue()
     assert [p["pk"] for p in replays.published] == [first.pk, last.pk]
     assert statuses(first, refused, last) == [REPLAYED, NEW, REPLAYED]
     order.refresh_from_db()
-    assert order.status == OrderStatus.FAILED  # its replay was rolled back with the publish
+    assert (order.status, order.version) == (OrderStatus.APPROVED, 1)
 
 
 def test_replaying_a_discarded_one_by_id_is_reported_as_a_failure(replays):
