@@ -1,8 +1,10 @@
 """A small HTTP client for the live web process (stdlib only)."""
 
+import http.cookiejar
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
@@ -66,3 +68,36 @@ def wait_for_http(url: str, timeout: float = 60) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)
+
+
+class AdminSession:
+    """A signed-in staff user of the live admin, as a browser would be (cookies and CSRF)."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.cookies = http.cookiejar.CookieJar()
+        self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
+        self.post_form("/admin/login/", {"username": username, "password": password})
+        if "sessionid" not in {cookie.name for cookie in self.cookies}:
+            raise AssertionError(f"could not sign in to the admin as {username}")
+
+    def get(self, path: str) -> Response:
+        return self._open(urllib.request.Request(self.base_url + path))  # noqa: S310 - local
+
+    def post_form(self, path: str, fields: dict | list[tuple[str, str]]) -> Response:
+        """POST a form from the page at `path`, with the CSRF token that page set."""
+        self.get(path)
+        token = next(c.value for c in self.cookies if c.name == "csrftoken")
+        items = list(fields.items() if isinstance(fields, dict) else fields)
+        data = urllib.parse.urlencode([("csrfmiddlewaretoken", token), *items]).encode()
+        request = urllib.request.Request(  # noqa: S310 - a local test server
+            self.base_url + path, data=data, headers={"Referer": self.base_url + path}
+        )
+        return self._open(request)
+
+    def _open(self, request: urllib.request.Request) -> Response:
+        try:
+            with self.opener.open(request, timeout=30) as reply:
+                return Response(reply.status, dict(reply.headers.items()), reply.read().decode())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, dict(error.headers.items()), error.read().decode())

@@ -110,3 +110,15 @@ class DeadLetterFactory(factory.django.DjangoModelFactory):
     content_encoding = "utf-8"
     first_death_at = factory.LazyFunction(_now)
     last_death_at = factory.SelfAttribute("first_death_at")
+
+
+def web_superuser(username: str, password: str):
+    """A superuser whose password the live web process can check: the suite hashes with MD5
+    (fast), which production settings do not accept, so this one is hashed with PBKDF2."""
+    from django.contrib.auth.hashers import PBKDF2PasswordHasher
+
+    hasher = PBKDF2PasswordHasher()
+    user = get_user_model()(username=username, is_staff=True, is_superuser=True)
+    user.password = hasher.encode(password, hasher.salt())
+    user.save()
+    return user

@@ -13,14 +13,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from billing.models import FakeGatewayFault
 from chaos.processes import ARTIFACTS
 from messaging.models import DeadLetter
 
+from ..factories import web_superuser
 from .test_dead_letters import billing_message_of, dead_letter_of, wait_for_status
 from .test_pipeline import charges_at_gateway, post_order, wait_for_terminal
 
@@ -93,12 +92,7 @@ def screenshots(page, request, capsys):
 
 @pytest.fixture
 def operator(system):
-    """A superuser whose password the web process can check (the suite hashes with MD5)."""
-    hasher = PBKDF2PasswordHasher()
-    user = get_user_model()(username="operator", is_staff=True, is_superuser=True)
-    user.password = hasher.encode(PASSWORD, hasher.salt())
-    user.save()
-    return user
+    return web_superuser("operator", PASSWORD)
 
 
 def status_count(page: Page, status: str):
