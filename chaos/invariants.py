@@ -16,6 +16,7 @@ from django.db.models import Count, Exists, OuterRef
 from billing.models import FakeGatewayCharge
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
+from ordering import selectors as order_selectors
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import TERMINAL_STATUSES, OrderStatus, can_transition
 
@@ -44,6 +45,7 @@ def check_invariants(
     return [
         _orders_stored(accepted),
         _orders_finished(),
+        _way_forward(),
         _outcomes_as_expected(accepted),
         _charges_per_order(),
         _charged_is_processed(),
@@ -118,6 +120,27 @@ def _orders_finished() -> Check:
             f"terminal {terminal}, FAILED with dead letter {parked}, unfinished {len(problems)}"
         ),
         ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+def _way_forward() -> Check:
+    """Every non-terminal order can still move: its message waits in the outbox, or its
+    dead letter waits for an operator (NEW). Read once the queues are empty."""
+    stuck = list(
+        order_selectors.orders_without_a_way_forward()
+        .order_by("id")
+        .values_list("id", "status", "failed_from")
+    )
+    problems = [
+        f"order {order_id} is {status}{f' (from {failed_from})' if failed_from else ''} with "
+        "no unpublished outbox row and no NEW dead letter"
+        for order_id, status, failed_from in stuck
+    ]
+    return Check(
+        name="every order has a way forward",
+        figure=f"stuck {len(stuck)}",
+        ok=not stuck,
         problems=_examples(problems),
     )
 

@@ -7,9 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, F, QuerySet
-from django.db.models.functions import TruncMinute
+from django.db.models import CharField, Count, Exists, F, OuterRef, QuerySet
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, TruncMinute
 from django.utils import timezone
+
+from messaging.models import DeadLetter, OutboxMessage
 
 from .aggregates import PercentileCont
 from .errors import OrderNotFound
@@ -41,6 +44,25 @@ def order_at_step(*, order_id: uuid.UUID, task_name: str) -> Order | None:
         logger.info("step not due: order=%s is %s (task=%s)", order_id, order.status, task_name)
         return None
     return order
+
+
+def orders_without_a_way_forward() -> QuerySet[Order]:
+    """Orders that are stuck: not terminal, with neither an unpublished outbox row of theirs
+    nor a NEW dead letter. One query.
+
+    A message in a queue or in flight is the third way forward, which the database cannot
+    see: read this when the queues are empty (a settled chaos run), or treat what it finds
+    as candidates to compare with the queues.
+    """
+    waiting = (
+        OutboxMessage.objects.filter(published_at__isnull=True)
+        .annotate(order_ref=KT("kwargs__order_id"))
+        .filter(order_ref=Cast(OuterRef("pk"), output_field=CharField()))
+    )
+    to_replay = DeadLetter.objects.filter(order_id=OuterRef("pk"), status=DeadLetter.Status.NEW)
+    return Order.objects.exclude(status__in=TERMINAL_STATUSES).filter(
+        ~Exists(waiting), ~Exists(to_replay)
+    )
 
 
 def count_orders_by_buyer(*, buyer_id: int, placed_after: datetime, placed_until: datetime) -> int:

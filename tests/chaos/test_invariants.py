@@ -25,6 +25,7 @@ Outcome = FakeGatewayCharge.Outcome
 CHECK_NAMES = [
     "orders accepted vs stored",
     "orders finished",
+    "every order has a way forward",
     "outcomes as expected",
     "charges per order <= 1",
     "charged == PROCESSED",
@@ -246,7 +247,7 @@ def test_an_order_left_in_flight_is_unfinished(world, leftover):
 
     check = world.check("orders finished")
 
-    assert world.failing() == {"orders finished"}
+    assert world.failing() == {"orders finished", "every order has a way forward"}
     assert check.figure == "terminal 4, FAILED with dead letter 0, unfinished 1"
     assert f"order {order.id} left {order.status}" in problems(check)
 
@@ -256,7 +257,7 @@ def test_a_failed_order_without_a_dead_letter_is_unfinished(world):
 
     check = world.check("orders finished")
 
-    assert world.failing() == {"orders finished"}
+    assert world.failing() == {"orders finished", "every order has a way forward"}
     assert f"order {order.id} FAILED (from APPROVED) without a dead letter" in problems(check)
 
 
@@ -268,6 +269,49 @@ def test_a_failed_order_with_its_dead_letter_is_finished_and_not_an_outcome(worl
     assert world.failing() == set()
     assert figures["orders finished"] == "terminal 4, FAILED with dead letter 1, unfinished 0"
     assert figures["outcomes as expected"] == "as expected 4 / 4 terminal, FAILED not counted 1"
+
+
+# --- every order has a way forward ----------------------------------------------------------
+
+
+def test_an_order_whose_step_message_waits_in_the_outbox_has_a_way_forward(world):
+    order = world.accept(walk(OrderFactory(), S.APPROVED), S.PROCESSED)
+    OutboxMessageFactory(task_name="billing.charge_order", kwargs={"order_id": str(order.id)})
+
+    check = world.check("every order has a way forward")
+
+    assert (check.ok, check.figure) == (True, "stuck 0")
+
+
+def test_an_approved_order_whose_messages_were_all_published_is_stuck(world):
+    order = world.accept(walk(OrderFactory(), S.APPROVED), S.PROCESSED)
+    OutboxMessageFactory(
+        task_name="billing.charge_order",
+        kwargs={"order_id": str(order.id)},
+        published_at=timezone.now(),
+    )
+    OutboxMessageFactory(kwargs={"order_id": str(uuid.uuid4())})  # another order's
+
+    check = world.check("every order has a way forward")
+
+    assert (check.ok, check.figure) == (False, "stuck 1")
+    assert check.problems == [
+        f"order {order.id} is APPROVED with no unpublished outbox row and no NEW dead letter"
+    ]
+
+
+@pytest.mark.parametrize("status", [DeadLetter.Status.STALE, DeadLetter.Status.REPLAYED])
+def test_a_failed_order_whose_dead_letter_is_not_new_is_stuck(world, status):
+    order = world.failed()
+    DeadLetter.objects.filter(order_id=order.id).update(status=status)
+
+    check = world.check("every order has a way forward")
+
+    assert not check.ok
+    assert check.problems == [
+        f"order {order.id} is FAILED (from APPROVED) with no unpublished outbox row and "
+        "no NEW dead letter"
+    ]
 
 
 # --- outcomes as expected --------------------------------------------------------------------
@@ -517,7 +561,7 @@ def test_the_table_shows_every_check_with_pass_or_fail_then_the_failures_example
 
     lines = table.splitlines()
     assert lines[0].split() == ["invariant", "figure", "result"]
-    rows = lines[2:12]
+    rows = lines[2 : 2 + len(CHECK_NAMES)]
     for name, row in zip(CHECK_NAMES, rows, strict=True):
         assert row.startswith(name)
         assert row.endswith("FAIL" if name == "orders accepted vs stored" else "PASS")
