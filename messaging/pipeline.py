@@ -39,6 +39,29 @@ class InvalidMessage(PermanentError):
     """The message body does not have the shape its task expects."""
 
 
+RETRY, DEAD_LETTER, FAIL = "retry", "dead-letter", "fail"
+
+# What happens to a message whose task raised: the first row the error matches decides.
+# RETRY: again later, the wait in the broker; once RETRY_MAX_ATTEMPTS are used up, FAIL.
+# DEAD_LETTER: rejected at once, never retried. FAIL (an error in no row, a bug): the task
+# fails with its traceback stored, and a failed task is rejected, never acked
+# (CELERY_TASK_ACKS_ON_FAILURE), so it is dead-lettered as well.
+FAILURE_POLICY: tuple[tuple[type[BaseException], str], ...] = (
+    (PermanentError, DEAD_LETTER),  # first: a permanent error is never retried
+    (TransientError, RETRY),
+    (DatabaseUnavailable, RETRY),
+    (InterfaceError, RETRY),  # a connection the database closed
+    (KombuOperationalError, RETRY),  # the broker, when a task publishes
+    (ConnectionError, RETRY),
+    (TimeoutError, RETRY),
+)
+
+
+def failure_policy(error: BaseException) -> str:
+    """RETRY, DEAD_LETTER or FAIL for an error a task raised, by FAILURE_POLICY."""
+    return next((then for kind, then in FAILURE_POLICY if isinstance(error, kind)), FAIL)
+
+
 class PipelineTask(Task):
     acks_late = True
     reject_on_worker_lost = True
@@ -46,14 +69,7 @@ class PipelineTask(Task):
     # what an operator reads on its dead letter. Saves a database write per message.
     ignore_result = not settings.RESULTS_STORE_SUCCESSES
     store_errors_even_if_ignored = True
-    autoretry_for = (
-        TransientError,
-        DatabaseUnavailable,
-        InterfaceError,
-        KombuOperationalError,
-        ConnectionError,
-        TimeoutError,
-    )
+    autoretry_for = tuple(kind for kind, then in FAILURE_POLICY if then == RETRY)
     retry_backoff = settings.RETRY_BASE_SECONDS
     retry_backoff_max = settings.RETRY_MAX_SECONDS
     # Full jitter: a random delay between 0 and the backoff, so retries do not stampede.
@@ -66,7 +82,9 @@ class PipelineTask(Task):
     def __call__(self, *args, **kwargs):
         try:
             return super().__call__(**self.validated_payload(args, kwargs))
-        except PermanentError as error:
+        except Exception as error:
+            if failure_policy(error) != DEAD_LETTER:
+                raise  # Celery retries or fails it (a retry that ran out fails too)
             logger.error("dead-lettering task=%s message=%s: %s", self.name, self.request.id, error)
             raise Reject(str(error), requeue=False) from error
 

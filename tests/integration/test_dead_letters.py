@@ -21,6 +21,7 @@ from config.celery import app
 from messaging import deadletters
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE
+from ordering.errors import StepNotReplayable
 from ordering.models import Order
 
 from ..live.wait import wait_until
@@ -133,8 +134,9 @@ def test_exhausted_retries_dead_letter_the_step_and_fail_the_order_then_a_replay
     statuses = list(order.events.order_by("version").values_list("to_status", flat=True))
     assert statuses == ["PENDING", "APPROVED", "FAILED", "APPROVED", "PROCESSED"]
 
-    # Replaying the replayed message again charges nothing and changes nothing.
-    deadletters.replay(dead_letter_id=dead_letter.pk, actor=operator)
+    # Replaying it again is refused: the order has passed billing. Nothing changes.
+    with pytest.raises(StepNotReplayable, match="is PROCESSED: it has passed billing"):
+        deadletters.replay(dead_letter_id=dead_letter.pk, actor=operator)
     system.wait_until_idle()
     assert Order.objects.get(pk=order_id).version == order.version
     assert charges_at_gateway(order_id) == 1

@@ -5,14 +5,24 @@ import uuid
 import pytest
 from celery.exceptions import Reject
 from django.conf import settings
+from django.db import InterfaceError
 from django.db import OperationalError as DatabaseUnavailable
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 import billing.tasks  # noqa: F401 - registers billing.charge_order, as the worker does
 import fraud.tasks  # noqa: F401 - registers fraud.screen_order
 from config.celery import app
 from messaging import topology
 from messaging.errors import PermanentError, TransientError
-from messaging.pipeline import InvalidMessage, PipelineTask
+from messaging.pipeline import (
+    DEAD_LETTER,
+    FAIL,
+    FAILURE_POLICY,
+    RETRY,
+    InvalidMessage,
+    PipelineTask,
+    failure_policy,
+)
 
 PIPELINE_TASKS = {"fraud.screen_order": "fraud", "billing.charge_order": "billing"}
 
@@ -170,3 +180,26 @@ def test_dead_letters_go_to_a_quorum_queue_bound_to_every_routing_key():
     assert (queue.name, queue.durable, queue.routing_key) == ("dead_letter", True, "#")
     assert (queue.exchange.name, queue.exchange.type) == ("dead_letter", "topic")
     assert queue.queue_arguments["x-queue-type"] == "quorum"
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [
+        (InvalidMessage("bad"), DEAD_LETTER),
+        (PermanentError("gone"), DEAD_LETTER),
+        (TransientError("later"), RETRY),
+        (DatabaseUnavailable("down"), RETRY),
+        (InterfaceError("closed"), RETRY),
+        (KombuOperationalError("broker away"), RETRY),
+        (ConnectionResetError("reset"), RETRY),
+        (TimeoutError("slow"), RETRY),
+        (ValueError("a bug"), FAIL),
+    ],
+)
+def test_the_failure_policy_decides_by_the_first_matching_row(error, outcome):
+    assert failure_policy(error) == outcome
+
+
+def test_every_retried_error_is_in_autoretry_and_nothing_else_is():
+    retried = {kind for kind, then in FAILURE_POLICY if then == RETRY}
+    assert set(PipelineTask.autoretry_for) == retried
