@@ -22,9 +22,9 @@ from django_celery_results.models import TaskResult
 from kombu import Connection, Producer
 
 from config.celery import app
+from core.errors import ApplicationError, TransientError
 
 from .broker import BROKER_ERRORS
-from .errors import ApplicationError, TransientError
 from .models import DeadLetter
 
 logger = logging.getLogger(__name__)

@@ -10,8 +10,8 @@ from django.db import OperationalError as DatabaseUnavailable
 import billing.tasks  # noqa: F401 - registers billing.charge_order, as the worker does
 import fraud.tasks  # noqa: F401 - registers fraud.screen_order
 from config.celery import app
+from core.errors import PermanentError, TransientError
 from messaging import topology
-from messaging.errors import PermanentError, TransientError
 from messaging.pipeline import InvalidMessage, PipelineTask
 
 PIPELINE_TASKS = {"fraud.screen_order": "fraud", "billing.charge_order": "billing"}
