@@ -75,7 +75,7 @@ RETRY_JITTER = env.bool("RETRY_JITTER", default=True)
 FRAUD_MAX_ORDER_AMOUNT = Decimal(env.str("FRAUD_MAX_ORDER_AMOUNT", default="10000"))
 FRAUD_MAX_ORDERS_PER_HOUR = env.int("FRAUD_MAX_ORDERS_PER_HOUR", default=20)
 # Billing: the gateway class (dotted path) and the fake gateway's behaviour.
-BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="billing.gateway.FakeGateway")
+BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="fakegateway.gateway.FakeGateway")
 BILLING_FAKE_DECLINE_OVER = Decimal(env.str("BILLING_FAKE_DECLINE_OVER", default="5000"))
 BILLING_FAKE_FAILURE_RATE = env.float("BILLING_FAKE_FAILURE_RATE", default=0.0)
 BILLING_FAKE_LATENCY_MS = env.int("BILLING_FAKE_LATENCY_MS", default=0)
@@ -145,6 +145,7 @@ INSTALLED_APPS = [
     "ordering",
     "fraud",
     "billing",
+    "fakegateway",
     "health",
     "demo",
     "dashboard",

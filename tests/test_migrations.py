@@ -4,12 +4,15 @@ Each test migrates the test database back to before the move, writes a row there
 code would, migrates forward again and reads it through today's model.
 """
 
+from decimal import Decimal
+
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from core.models import ApiRequestCount
+from fakegateway.models import FakeGatewayCharge, FakeGatewayFault
 
 
 def migrate_to(targets: list[tuple[str, str | None]]):
@@ -40,3 +43,31 @@ def test_throttle_counters_keep_their_rows_and_permissions_when_core_takes_them_
     assert list(ApiRequestCount.objects.values_list("key", "count")) == [("throttle_user_1", 7)]
     content_type.refresh_from_db()
     assert content_type.app_label == "core"  # its permissions, granted to staff, went along
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_fake_gateways_ledger_and_faults_keep_their_rows_when_its_app_takes_them_over():
+    old = migrate_to([("billing", "0003_fake_gateway_fault_targets"), ("fakegateway", None)])
+    old.get_model("billing", "FakeGatewayCharge").objects.create(
+        idempotency_key="k1",
+        order_ref="o1",
+        amount="12.50",
+        currency="EUR",
+        outcome="CHARGED",
+        reference="ch_1",
+    )
+    old.get_model("billing", "FakeGatewayFault").objects.create(remaining=3, order_ref="o2")
+    moved = ["fakegatewaycharge", "fakegatewayfault"]
+    assert set(ContentType.objects.filter(model__in=moved).values_list("app_label", flat=True)) == {
+        "billing"
+    }
+
+    migrate_to_the_latest()
+
+    assert list(FakeGatewayCharge.objects.values_list("reference", "amount")) == [
+        ("ch_1", Decimal("12.50"))
+    ]
+    assert list(FakeGatewayFault.objects.values_list("remaining", "order_ref")) == [(3, "o2")]
+    assert set(ContentType.objects.filter(model__in=moved).values_list("app_label", flat=True)) == {
+        "fakegateway"
+    }

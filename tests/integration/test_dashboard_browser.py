@@ -17,8 +17,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from billing.models import FakeGatewayFault
 from chaos.processes import ARTIFACTS
+from fakegateway.models import FakeGatewayFault
 from messaging.models import DeadLetter
 
 from .test_dead_letters import billing_message_of, dead_letter_of, wait_for_status
