@@ -1,6 +1,6 @@
 """Errors of billing and its payment gateway."""
 
-from messaging.errors import ApplicationError, PermanentError, TransientError
+from core.errors import ApplicationError, PermanentError, TransientError
 
 
 class PaymentDeclined(ApplicationError):

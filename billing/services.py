@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
-from messaging.errors import TransientError
+from core.errors import TransientError
 from messaging.idempotency import db_uuid
 from ordering import selectors as order_selectors
 from ordering import services as order_services

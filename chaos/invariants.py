@@ -13,7 +13,7 @@ from itertools import pairwise
 
 from django.db.models import Count, Exists, OuterRef
 
-from billing.models import FakeGatewayCharge
+from fakegateway.models import FakeGatewayCharge
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
 from ordering import selectors as order_selectors

@@ -35,7 +35,7 @@ def _logging_as_django_configures_it(**kwargs) -> None:
 def _bind_log_ids(task, kwargs: dict, **_) -> None:
     # Bound from here to task_postrun, so Celery's own lines about the task (succeeded,
     # retry, failed) carry the ids too, not only the task's.
-    from config import logcontext
+    from core import logcontext
 
     log_ids = getattr(task, "log_ids", None)
     logcontext.bind_for_task(log_ids(kwargs if isinstance(kwargs, dict) else {}) if log_ids else {})
@@ -43,7 +43,7 @@ def _bind_log_ids(task, kwargs: dict, **_) -> None:
 
 @signals.task_postrun.connect
 def _forget_log_ids(**_) -> None:
-    from config import logcontext
+    from core import logcontext
 
     logcontext.forget()
 

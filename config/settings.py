@@ -12,7 +12,7 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
-from config.logcontext import logging_config
+from core.logcontext import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -75,7 +75,7 @@ RETRY_JITTER = env.bool("RETRY_JITTER", default=True)
 FRAUD_MAX_ORDER_AMOUNT = Decimal(env.str("FRAUD_MAX_ORDER_AMOUNT", default="10000"))
 FRAUD_MAX_ORDERS_PER_HOUR = env.int("FRAUD_MAX_ORDERS_PER_HOUR", default=20)
 # Billing: the gateway class (dotted path) and the fake gateway's behaviour.
-BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="billing.gateway.FakeGateway")
+BILLING_GATEWAY = env.str("BILLING_GATEWAY", default="fakegateway.gateway.FakeGateway")
 BILLING_FAKE_DECLINE_OVER = Decimal(env.str("BILLING_FAKE_DECLINE_OVER", default="5000"))
 BILLING_FAKE_FAILURE_RATE = env.float("BILLING_FAKE_FAILURE_RATE", default=0.0)
 BILLING_FAKE_LATENCY_MS = env.int("BILLING_FAKE_LATENCY_MS", default=0)
@@ -140,19 +140,21 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
+    "core",
     "messaging",
     "ordering",
     "fraud",
     "billing",
+    "fakegateway",
     "health",
     "demo",
     "dashboard",
 ]
 
 MIDDLEWARE = [
-    "config.middleware.RequestIdMiddleware",
+    "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "config.middleware.RequestBodyLimitMiddleware",
+    "core.middleware.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -182,7 +184,7 @@ TEMPLATES = [
 WSGI_APPLICATION = "config.wsgi.application"
 
 # Error reports (DEBUG pages, mails to ADMINS) hide the connection URLs' passwords too.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "config.exceptions.SettingsFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "core.error_reports.SettingsFilter"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES  # the same bound for forms (admin)
 
@@ -223,14 +225,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "NUM_PROXIES": API_TRUSTED_PROXIES,
     "DEFAULT_THROTTLE_CLASSES": [
-        "ordering.api.throttling.UserRateThrottle",
-        "ordering.api.throttling.AnonRateThrottle",
+        "core.api.throttling.UserRateThrottle",
+        "core.api.throttling.AnonRateThrottle",
     ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "ordering.api.pagination.OrderPagination",
-    "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.StrictPagination",
+    "EXCEPTION_HANDLER": "ordering.api.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 

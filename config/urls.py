@@ -11,5 +11,5 @@ urlpatterns = [
     path("", include("health.urls")),
 ]
 
-handler404 = "config.exceptions.not_found"
-handler500 = "config.exceptions.server_error"
+handler404 = "core.error_pages.not_found"
+handler500 = "core.error_pages.server_error"

@@ -4,8 +4,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 
 from messaging import selectors as messaging
-from ordering import selectors as ordering
 
+from . import selectors as orders
 from .charts import Series, minute_chart
 
 REFRESH_SECONDS = 15
@@ -14,7 +14,7 @@ DEAD_LETTERS_LISTED = 10
 
 def dashboard(request, *, context: dict) -> TemplateResponse:
     """Read-only: every figure comes from a selector (README, "For operators: the dashboard")."""
-    flow = ordering.order_flow()
+    flow = orders.order_flow()
     minutes = [m.minute for m in flow.minutes]
     orders_chart = minute_chart(
         minutes=minutes,
@@ -41,7 +41,7 @@ def dashboard(request, *, context: dict) -> TemplateResponse:
             "refresh_seconds": REFRESH_SECONDS if refresh else None,
             "statuses": [
                 {"status": status, "count": count, "url": f"{changelist}?status__exact={status}"}
-                for status, count in ordering.count_orders_by_status().items()
+                for status, count in orders.count_orders_by_status().items()
             ],
             "flow": flow,
             "orders_chart": orders_chart,

@@ -19,7 +19,9 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
-from billing.gateway import FakeGateway, get_gateway, plan_fake_gateway_fault
+from billing.gateway import get_gateway
+from fakegateway.gateway import FakeGateway
+from fakegateway.services import plan_fake_gateway_fault
 from ordering import selectors as order_selectors
 from ordering import services as order_services
 from ordering.state_machine import OrderStatus

@@ -1,9 +1,10 @@
 from django.contrib import admin, messages
 from django.utils.html import format_html
 
+from core.errors import ApplicationError
+
 from . import deadletters
 from .admin_search import UUIDSearchMixin
-from .errors import ApplicationError
 from .models import DeadLetter, OutboxMessage
 
 BODY_PREVIEW_BYTES = 20_000

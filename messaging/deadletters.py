@@ -21,11 +21,11 @@ from django.db import transaction
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from config import logcontext
 from config.celery import app
+from core import logcontext
+from core.errors import ApplicationError
 
 from . import outbox
-from .errors import ApplicationError
 from .models import DeadLetter
 
 logger = logging.getLogger(__name__)

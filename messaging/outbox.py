@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config import logcontext
+from core import logcontext
 
 from .broker import BROKER_ERRORS, send_message, send_messages
 from .models import OutboxMessage

@@ -28,9 +28,8 @@ from django.db import OperationalError as DatabaseUnavailable
 from kombu.exceptions import OperationalError as KombuOperationalError
 from rest_framework import serializers
 
-from config import logcontext
-
-from .errors import PermanentError, TransientError
+from core import logcontext
+from core.errors import PermanentError, TransientError
 
 logger = logging.getLogger(__name__)
 

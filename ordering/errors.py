@@ -1,6 +1,6 @@
-"""Errors of the ordering domain; the API maps them to HTTP codes in config/exceptions.py."""
+"""Errors of the ordering domain; the API maps them to HTTP codes in ordering/api/exceptions.py."""
 
-from messaging.errors import ApplicationError, PermanentError
+from core.errors import ApplicationError, PermanentError
 
 
 class OrderNotFound(PermanentError):

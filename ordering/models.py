@@ -130,25 +130,3 @@ class OrderEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.order_id}: {self.from_status or '-'} -> {self.to_status}"
-
-
-class ApiRequestCount(models.Model):
-    """Requests per client and time window: the API throttle's counters.
-
-    One row per throttle key (user or address) and window; each request adds one with a
-    single upsert (ordering/api/throttling.py). Windows that ended are deleted as new ones
-    start, so the table holds about one row per client active in the last window.
-    """
-
-    key = models.CharField(max_length=200)
-    window_start = models.DateTimeField()
-    count = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["key", "window_start"], name="api_request_count_once")
-        ]
-        indexes = [models.Index(fields=["window_start"], name="api_request_count_window_idx")]
-
-    def __str__(self) -> str:
-        return f"{self.key}: {self.count} since {self.window_start:%H:%M:%S}"

@@ -7,7 +7,7 @@ import logging.config
 
 import pytest
 
-from config import logcontext
+from core import logcontext
 from messaging import outbox
 
 

@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
-from ordering.models import ApiRequestCount
+from core.models import ApiRequestCount
 
 from ..factories import OrderFactory, UserFactory
 

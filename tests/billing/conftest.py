@@ -1,18 +1,10 @@
-"""Fixtures of the billing tests: a fake gateway that behaves as DESIGN.md's defaults say."""
-
-from decimal import Decimal
+"""Fixtures of the billing tests: the fake gateway behaves as DESIGN.md's defaults say."""
 
 import pytest
 
 from messaging import outbox
 
-
-@pytest.fixture(autouse=True)
-def _predictable_fake_gateway(settings) -> None:
-    """No random timeouts and no latency unless a test asks for them, whatever the environment."""
-    settings.BILLING_FAKE_DECLINE_OVER = Decimal("5000")
-    settings.BILLING_FAKE_FAILURE_RATE = 0.0
-    settings.BILLING_FAKE_LATENCY_MS = 0
+from ..fakegateway.conftest import _predictable_fake_gateway  # noqa: F401 - autouse here too
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,8 @@ import pytest
 
 from billing import services
 from billing.errors import GatewayRequestRejected, GatewayTimeout
-from billing.models import Charge, FakeGatewayCharge, FakeGatewayFault
+from billing.models import Charge
+from fakegateway.models import FakeGatewayCharge, FakeGatewayFault
 from ordering import services as order_services
 from ordering.errors import OrderNotFound
 from ordering.models import Order

@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from billing.models import FakeGatewayCharge
 from chaos.invariants import Check, all_hold, check_invariants, render_table
+from fakegateway.models import FakeGatewayCharge
 from messaging.models import DeadLetter
 from ordering import services
 from ordering.models import Order, OrderEvent

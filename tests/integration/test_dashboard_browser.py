@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from billing.models import FakeGatewayFault
 from chaos.processes import ARTIFACTS
+from fakegateway.models import FakeGatewayFault
 from messaging.models import DeadLetter
 
 from ..factories import web_superuser

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from django.contrib.auth import get_user_model
 
-from billing.models import Charge, FakeGatewayCharge, FakeGatewayFault
+from billing.models import Charge
 from chaos.broker import publish_raw, queue_depth
 from config.celery import app
+from fakegateway.models import FakeGatewayCharge, FakeGatewayFault
 from messaging import deadletters
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE

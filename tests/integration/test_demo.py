@@ -7,8 +7,8 @@ from collections import Counter
 import pytest
 from django.contrib.auth import get_user_model
 
-from billing.models import FakeGatewayFault
 from chaos.processes import ROOT
+from fakegateway.models import FakeGatewayFault
 from messaging import deadletters
 from messaging.models import DeadLetter
 from ordering.models import Order

@@ -3,9 +3,10 @@
 import pytest
 from rest_framework.authtoken.models import Token
 
-from billing.models import Charge, FakeGatewayCharge
+from billing.models import Charge
 from chaos import hostile
 from chaos.http import ApiClient
+from fakegateway.models import FakeGatewayCharge
 from messaging.models import DeadLetter, OutboxMessage
 from ordering.models import Order, OrderEvent
 

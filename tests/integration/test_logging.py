@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from billing.models import FakeGatewayFault
 from chaos.broker import publish_raw
+from fakegateway.models import FakeGatewayFault
 
 from ..live.wait import wait_until
 from .test_pipeline import NORMAL, wait_for_terminal

@@ -10,8 +10,9 @@ import uuid
 import pytest
 from rest_framework.authtoken.models import Token
 
-from billing.models import Charge, FakeGatewayCharge, FakeGatewayFault
+from billing.models import Charge
 from chaos.broker import wait_for_empty_work_queues
+from fakegateway.models import FakeGatewayCharge, FakeGatewayFault
 from fraud.models import BlockedBuyer, FraudAssessment
 from messaging.broker import send_message
 from messaging.models import OutboxMessage, ProcessedMessage

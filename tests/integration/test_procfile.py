@@ -9,11 +9,11 @@ import pytest
 from django.db import connection
 from rest_framework.authtoken.models import Token
 
-from billing.models import FakeGatewayCharge
 from chaos.broker import wait_for_empty_work_queues
 from chaos.http import ApiClient, wait_for_http
 from chaos.processes import ROOT, ManagedProcess, venv_bin
 from chaos.proxy import free_port
+from fakegateway.models import FakeGatewayCharge
 from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
 

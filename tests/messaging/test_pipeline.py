@@ -12,8 +12,8 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 import billing.tasks  # noqa: F401 - registers billing.charge_order, as the worker does
 import fraud.tasks  # noqa: F401 - registers fraud.screen_order
 from config.celery import app
+from core.errors import PermanentError, TransientError
 from messaging import topology
-from messaging.errors import PermanentError, TransientError
 from messaging.pipeline import (
     DEAD_LETTER,
     FAIL,

@@ -7,8 +7,8 @@ from django.db import close_old_connections
 from kombu import Consumer
 from kombu.mixins import ConsumerMixin
 
-from config import logcontext
 from config.celery import app
+from core import logcontext
 from messaging.deadletters import Death, read_death, record
 from messaging.topology import dead_letter_queue, declare_topology
 
@@ -53,7 +53,7 @@ class DeadLetterConsumer(ConsumerMixin):
 
 
 def log_ids(death: Death) -> dict:
-    """The dead message's ids, for the log lines about recording it (config/logcontext.py)."""
+    """The dead message's ids, for the log lines about recording it (core/logcontext.py)."""
     return {
         "request_id": logcontext.sane_request_id(death.headers.get("request_id")),
         "order_id": death.order_id,

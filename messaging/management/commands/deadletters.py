@@ -3,8 +3,8 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from core.errors import ApplicationError
 from messaging import deadletters
-from messaging.errors import ApplicationError
 from messaging.models import DeadLetter
 
 

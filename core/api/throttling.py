@@ -19,10 +19,10 @@ from ..models import ApiRequestCount
 
 # One statement, atomic under concurrency; PostgreSQL and SQLite (3.35+) both take it.
 COUNT = """
-    INSERT INTO ordering_apirequestcount ("key", "window_start", "count")
+    INSERT INTO {table} ("key", "window_start", "count")
     SELECT %s, %s, 1 {source}
     ON CONFLICT ("key", "window_start")
-    DO UPDATE SET "count" = ordering_apirequestcount."count" + 1
+    DO UPDATE SET "count" = {table}."count" + 1
     RETURNING "count"
 """
 # On PostgreSQL the statement's own transaction commits without waiting for the disk: a
@@ -61,7 +61,8 @@ class FixedWindowThrottle(throttling.SimpleRateThrottle):
     def _count(key: str, window_start: datetime) -> int:
         with connection.cursor() as cursor:
             source = "" if connection.in_atomic_block else SOURCES.get(connection.vendor, "")
-            cursor.execute(COUNT.format(source=source), [key[:200], window_start])
+            sql = COUNT.format(table=ApiRequestCount._meta.db_table, source=source)
+            cursor.execute(sql, [key[:200], window_start])
             return cursor.fetchone()[0]
 
 

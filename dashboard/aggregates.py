@@ -1,7 +1,7 @@
 """Percentiles computed in the database: PostgreSQL's percentile_cont, and the same on SQLite.
 
 SQLite has no percentile aggregate; like Django's own STDDEV_POP there, one is registered on
-each new SQLite connection (OrderingConfig.ready), so selectors have one code path.
+each new SQLite connection (DashboardConfig.ready), so selectors have one code path.
 """
 
 import math

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.db import connection
 
-from ordering import aggregates, selectors
+from dashboard import aggregates, selectors
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import OrderStatus
 

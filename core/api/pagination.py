@@ -1,9 +1,11 @@
+"""The API's pagination, for every list it serves."""
+
 from django.conf import settings
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import PageNumberPagination
 
 
-class OrderPagination(PageNumberPagination):
+class StrictPagination(PageNumberPagination):
     """Page-number pages; `page_size` may be asked for, from 1 to API_MAX_PAGE_SIZE.
 
     A `page` or `page_size` that is not such a number is a 400, not silently the default: a

@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from billing.errors import GatewayRequestRejected, GatewayTimeout, PaymentDeclined
-from billing.gateway import FakeGateway, get_gateway
-from billing.models import FakeGatewayCharge, FakeGatewayFault
+from billing.gateway import get_gateway
+from fakegateway.gateway import FakeGateway
+from fakegateway.models import FakeGatewayCharge, FakeGatewayFault
 
 pytestmark = pytest.mark.django_db
 Outcome = FakeGatewayCharge.Outcome

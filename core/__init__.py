@@ -1,0 +1,3 @@
+"""What every app may import and nothing app-specific: error base classes, log ids, the
+request middleware, and the API-wide parser, throttles and pagination. It imports no app;
+apps import it. It is an app only to own the throttle's counters (models.py)."""

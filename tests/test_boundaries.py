@@ -1,0 +1,62 @@
+"""The arrows between packages: apps import `core/`, never the reverse; `config/` only wires.
+
+Read from the source (the imports each module names), so a new arrow the wrong way fails here
+rather than in a review.
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(settings.BASE_DIR)
+APPS = sorted(
+    {name.split(".")[0] for name in settings.INSTALLED_APPS if (ROOT / name.split(".")[0]).is_dir()}
+    - {"core"}
+)
+# What an app may take from config: the Celery app itself, which tasks are registered on.
+ALLOWED_FROM_CONFIG = {"config.celery"}
+
+
+def imported_modules(package: str) -> list[tuple[str, str]]:
+    """(file, module) for every absolute import in the package's modules."""
+    found = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                found += [(str(path.relative_to(ROOT)), alias.name) for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.append((str(path.relative_to(ROOT)), node.module))
+                found += [
+                    (str(path.relative_to(ROOT)), f"{node.module}.{alias.name}")
+                    for alias in node.names
+                ]
+    return found
+
+
+def test_the_apps_are_found():
+    assert {"messaging", "ordering", "fraud", "billing", "dashboard"} <= set(APPS)
+
+
+def test_core_imports_no_app_and_nothing_of_config():
+    wrong = [
+        (path, module)
+        for path, module in imported_modules("core")
+        if module.split(".")[0] in {*APPS, "config"}
+    ]
+    assert wrong == []
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_an_app_takes_only_the_celery_app_from_config(app):
+    wrong = [
+        (path, module)
+        for path, module in imported_modules(app)
+        if module.split(".")[0] == "config"
+        and module != "config"
+        and not any(
+            module == allowed or module.startswith(f"{allowed}.") for allowed in ALLOWED_FROM_CONFIG
+        )
+    ]
+    assert wrong == []
