@@ -10,7 +10,6 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from fraud.models import BlockedBuyer
-from messaging import deadletters
 from messaging.models import DeadLetter
 
 from .factories import DeadLetterFactory, OrderFactory, UserFactory
@@ -97,7 +96,6 @@ def admin_as(role: str, world: dict, client):
 def test_replay_and_discard_a_dead_letter_in_the_admin(
     role, allowed, action, world, client, monkeypatch
 ):
-    monkeypatch.setattr(deadletters, "_publish_to_queue", lambda dead_letter: None)
     dead_letter = DeadLetterFactory()
 
     admin_as(role, world, client).post(
@@ -121,7 +119,6 @@ def test_replay_and_discard_a_dead_letter_in_the_admin(
 def test_staff_need_the_action_s_own_permission(
     permission, action, status, world, client, monkeypatch
 ):
-    monkeypatch.setattr(deadletters, "_publish_to_queue", lambda dead_letter: None)
     staff = world["staff"]
     staff.user_permissions.add(
         Permission.objects.get(codename="view_deadletter"),

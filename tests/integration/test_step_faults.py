@@ -14,10 +14,10 @@ import uuid
 import pytest
 from kombu import Connection
 
-from billing.models import FakeGatewayFault
 from chaos.http import AdminSession
 from chaos.processes import ROOT, python_argv
 from config.celery import app
+from fakegateway.models import FakeGatewayFault
 from messaging import broker
 from messaging.models import DeadLetter, OutboxMessage
 from ordering.models import Order
