@@ -3,11 +3,13 @@
 import logging
 import re
 
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import debug, defaults
 from rest_framework import status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler, set_rollback
 
 from messaging.errors import ApplicationError
 from ordering.errors import IdempotencyKeyReused, OrderNotCancelable, OrderNotFound
@@ -21,7 +23,13 @@ HTTP_STATUS_OF: dict[type[ApplicationError], int] = {
 }
 
 
+# Raised by Django when the database connection is refused, lost or killed under a query.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return _database_unavailable(exc, context)
     if isinstance(exc, ApplicationError):
         http_status = next(
             (code for kind, code in HTTP_STATUS_OF.items() if isinstance(exc, kind)),
@@ -32,6 +40,36 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
             body.update(exc.extra)
         return Response(body, status=http_status)
     return exception_handler(exc, context)
+
+
+def _database_unavailable(exc: Exception, context: dict) -> Response:
+    """A 503 the client may retry, not a 500: the database went away, the request was fine.
+
+    DRF hands every exception a view raises to this handler, and re-raises (a 500) only what
+    it answers None for. Whatever the request wrote is gone: its transaction was open on the
+    connection that failed, which PostgreSQL rolls back; Django closes that connection and
+    opens a new one for the next request. So a retry, with the same Idempotency-Key for a
+    POST, creates the order at most once.
+    """
+    set_rollback()  # an ATOMIC_REQUESTS block, if one is ever used, must not commit either
+    request = context.get("request")
+    first_line = next(iter(str(exc).strip().splitlines()), "")
+    logger.warning(
+        "database unavailable under %s %s: %s: %s",
+        getattr(request, "method", "?"),
+        getattr(request, "path", "?"),
+        type(exc).__name__,
+        first_line,
+    )
+    return Response(
+        {
+            "detail": "The database is unavailable; retry shortly (with the same "
+            "Idempotency-Key, if any).",
+            "code": "database_unavailable",
+        },
+        status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(settings.API_DATABASE_RETRY_AFTER_SECONDS)},
+    )
 
 
 def _code_of(exc: ApplicationError) -> str:

@@ -95,6 +95,9 @@ API_THROTTLE_ANON_RATE = _rate("API_THROTTLE_ANON_RATE", default="60/minute")
 # Proxies in front of the app that append to X-Forwarded-For (1 behind Heroku's router): the
 # anonymous throttle keys on the address they saw. 0 trusts the header not at all.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+# Seconds an API client is told to wait (Retry-After) when the database fails under its
+# request (a 503); long enough for a failover or a restart, short enough not to lose a buyer.
+API_DATABASE_RETRY_AFTER_SECONDS = env.int("API_DATABASE_RETRY_AFTER_SECONDS", default=5)
 # Largest request body accepted, in bytes (413 above it); orders are a few hundred bytes.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers (and Celery's).

@@ -75,10 +75,18 @@ ValidationErrors = OpenApiResponse(
 COMMON = {
     401: OpenApiResponse(Error, description="No or bad credentials."),
     429: OpenApiResponse(Error, description="Throttled: wait for the Retry-After seconds."),
+    503: OpenApiResponse(
+        Error,
+        description=(
+            "The database failed under the request (code `database_unavailable`); nothing was "
+            "saved. Retry after the Retry-After seconds: a POST with the same Idempotency-Key "
+            "creates the order at most once."
+        ),
+    ),
 }
 NOT_FOUND = {404: OpenApiResponse(Error, description="No such order (or not yours).")}
 RETRY_AFTER = OpenApiParameter(
-    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429]
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503]
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -87,7 +95,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description=(
         f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces (a UUID "
         "is a good choice). Repeating a request with the same key and body returns the first "
-        "order (200); the same key with another body is 422."
+        "order (200); the same key with another body is 422. After a 503 the same request with the "
+        "same key is safe to retry: the order is created at most once."
     ),
 )
 
@@ -95,6 +104,7 @@ order_api_docs = extend_schema_view(
     list=extend_schema(
         summary="List your orders",
         description="Newest first. Staff see every buyer's orders.",
+        parameters=[RETRY_AFTER],
         responses={
             200: OrderSerializer(many=True),
             400: OpenApiResponse(ValidationErrors.response, description="A bad filter value."),
@@ -111,6 +121,7 @@ order_api_docs = extend_schema_view(
     ),
     retrieve=extend_schema(
         summary="One order with its status history",
+        parameters=[RETRY_AFTER],
         responses={200: OrderDetailSerializer, **NOT_FOUND, **COMMON},
         examples=[
             OpenApiExample(
@@ -124,7 +135,7 @@ order_api_docs = extend_schema_view(
         summary="Place an order",
         description="Saved as PENDING and answered at once; screening and billing follow.",
         request=OrderCreateInputSerializer,
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
         responses={
             201: OrderSerializer,
             200: OpenApiResponse(OrderSerializer, description="A repeat with the same key."),
@@ -146,6 +157,7 @@ order_api_docs = extend_schema_view(
     cancel=extend_schema(
         summary="Cancel a PENDING order",
         request=None,
+        parameters=[RETRY_AFTER],
         responses={
             200: OrderSerializer,
             409: OpenApiResponse(Conflict, description="Not PENDING any more."),
