@@ -62,8 +62,13 @@ BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
 BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)
 # Publish outbox messages right after commit (off: the relay alone publishes them).
 OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
-# Deliveries of one message before RabbitMQ dead-letters it (x-delivery-limit).
-BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=5)
+# Returns of one message to its queue before RabbitMQ dead-letters it (x-delivery-limit).
+# RabbitMQ 3.10 and 4.0 count every return, not only failures: a killed worker process, but
+# also each channel or connection closed with the message unacked (a worker restart, a lost
+# connection). 20, RabbitMQ 4.0's own default, lets a healthy message ride out 20 restarts
+# and still stops a message that kills its worker (docs/reliability.md). Queues keep the
+# limit they were declared with: changing it means recreating them (README).
+BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=20)
 # Retries of a transient failure: exponential backoff from RETRY_BASE_SECONDS, capped at
 # RETRY_MAX_SECONDS, with full jitter; RETRY_MAX_ATTEMPTS tries in all, then a dead letter.
 RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=2)
