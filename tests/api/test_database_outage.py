@@ -4,6 +4,7 @@ import pytest
 from django.db import InterfaceError, OperationalError, connection, connections
 from rest_framework.test import APIClient
 
+from chaos.proxy import free_port
 from config.exceptions import api_exception_handler
 from ordering.models import Order
 
@@ -82,3 +83,25 @@ def test_after_the_outage_the_same_key_creates_one_order(buyer, killed_connectio
 
     assert (first.status_code, again.status_code) == (201, 200)
     assert Order.objects.filter(buyer=buyer).count() == 1
+
+
+@pytest.fixture
+def refused_connection(transactional_db):
+    """The database moves to a port where nothing listens: every connection is refused."""
+    port = connection.settings_dict["PORT"]
+    connection.close()
+    connection.settings_dict["PORT"] = free_port()
+    yield
+    connection.settings_dict["PORT"] = port
+    connection.close()
+
+
+def test_a_request_whose_database_refuses_connections_is_503(buyer, refused_connection):
+    client = APIClient()
+    client.force_authenticate(buyer)
+
+    response = client.post(ORDERS, BODY, format="json", HTTP_IDEMPOTENCY_KEY="refused-1")
+
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["Retry-After"]
