@@ -32,11 +32,15 @@ def consumers_on_work_queues(url: str) -> dict[str, int]:
 
 
 def reset_topology(url: str) -> None:
-    """Declare the topology and empty the queues of whatever earlier runs left."""
+    """Delete the queues, with whatever earlier runs left in them, and declare them afresh.
+
+    Deleted rather than purged: RabbitMQ refuses to redeclare a queue with other arguments
+    (a new BROKER_DELIVERY_LIMIT, say), so queues an older version declared would fail the run.
+    """
     with connect(url) as connection:
-        declare_topology(connection)
         for name in (*WORK_QUEUES, DEAD_LETTER_QUEUE):
-            connection.default_channel.queue_purge(name)
+            connection.default_channel.queue_delete(name)
+        declare_topology(connection)
 
 
 def publish_raw(

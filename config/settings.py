@@ -62,8 +62,13 @@ BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
 BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)
 # Publish outbox messages right after commit (off: the relay alone publishes them).
 OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
-# Deliveries of one message before RabbitMQ dead-letters it (x-delivery-limit).
-BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=5)
+# Returns of one message to its queue before RabbitMQ dead-letters it (x-delivery-limit).
+# RabbitMQ 3.10 and 4.0 count every return, not only failures: a killed worker process, but
+# also each channel or connection closed with the message unacked (a worker restart, a lost
+# connection). 20, RabbitMQ 4.0's own default, lets a healthy message ride out 20 restarts
+# and still stops a message that kills its worker (docs/reliability.md). Queues keep the
+# limit they were declared with: changing it means recreating them (README).
+BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=20)
 # Retries of a transient failure: exponential backoff from RETRY_BASE_SECONDS, capped at
 # RETRY_MAX_SECONDS, with full jitter; RETRY_MAX_ATTEMPTS tries in all, then a dead letter.
 RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=2)
@@ -95,6 +100,9 @@ API_THROTTLE_ANON_RATE = _rate("API_THROTTLE_ANON_RATE", default="60/minute")
 # Proxies in front of the app that append to X-Forwarded-For (1 behind Heroku's router): the
 # anonymous throttle keys on the address they saw. 0 trusts the header not at all.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+# Seconds an API client is told to wait (Retry-After) when the database fails under its
+# request (a 503); long enough for a failover or a restart, short enough not to lose a buyer.
+API_DATABASE_RETRY_AFTER_SECONDS = env.int("API_DATABASE_RETRY_AFTER_SECONDS", default=5)
 # Largest request body accepted, in bytes (413 above it); orders are a few hundred bytes.
 MAX_REQUEST_BODY_BYTES = env.int("MAX_REQUEST_BODY_BYTES", default=64 * 1024)
 # DEBUG, INFO, WARNING...: the level of the project's own loggers (and Celery's).

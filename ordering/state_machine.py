@@ -46,3 +46,26 @@ def can_transition(*, current: str, to: str, failed_from: str = "") -> bool:
     if current == S.FAILED:
         return bool(failed_from) and to == failed_from
     return to in ALLOWED_TRANSITIONS.get(current, frozenset())
+
+
+# What the buyer is told about each change of their order, by (from, to); "" is the creation.
+# Public and stable: clients may show it as is. The cause of a change (a fraud rule, a staff
+# user, a dead-letter reason) is internal and only staff see it (OrderEvent.cause).
+PUBLIC_DESCRIPTIONS: dict[tuple[str, str], str] = {
+    ("", S.PENDING): "Order placed",
+    (S.PENDING, S.APPROVED): "Approved",
+    (S.PENDING, S.CANCELED_FRAUD): "Canceled: we could not accept this order",
+    (S.PENDING, S.CANCELED): "Canceled",
+    (S.PENDING, S.FAILED): "Processing was interrupted; we are on it",
+    (S.APPROVED, S.PROCESSED): "Paid and processed",
+    (S.APPROVED, S.PAYMENT_FAILED): "Payment declined",
+    (S.APPROVED, S.FAILED): "Processing was interrupted; we are on it",
+    (S.FAILED, S.PENDING): "Processing resumed",
+    (S.FAILED, S.APPROVED): "Processing resumed",
+}
+UNDESCRIBED_CHANGE = "Status updated"
+
+
+def public_description(*, from_status: str, to_status: str) -> str:
+    """What the buyer reads about one change of their order's status."""
+    return PUBLIC_DESCRIPTIONS.get((from_status, to_status), UNDESCRIBED_CHANGE)

@@ -38,15 +38,20 @@ ORDER_EXAMPLE = {
 }
 
 HISTORY_EXAMPLE = [
-    {"from_status": "", "to_status": "PENDING", "cause": "created", "message_id": None,
-     "version": 1, "at": "2026-11-29T10:00:00Z"},
-    {"from_status": "PENDING", "to_status": "APPROVED", "cause": "fraud screening passed",
+    {"from_status": "", "to_status": "PENDING", "description": "Order placed", "cause": None,
+     "message_id": None, "version": 1, "at": "2026-11-29T10:00:00Z"},
+    {"from_status": "PENDING", "to_status": "APPROVED", "description": "Approved", "cause": None,
      "message_id": "8b0e7c52-3f0d-4b7e-9a51-2d6f1c9e4a10", "version": 2,
      "at": "2026-11-29T10:00:00.080Z"},
-    {"from_status": "APPROVED", "to_status": "PROCESSED", "cause": "charged",
-     "message_id": "c4a9e2f1-6b3d-4e8a-8f27-5d1b0a9c3e76", "version": 3,
+    {"from_status": "APPROVED", "to_status": "PROCESSED", "description": "Paid and processed",
+     "cause": None, "message_id": "c4a9e2f1-6b3d-4e8a-8f27-5d1b0a9c3e76", "version": 3,
      "at": "2026-11-29T10:00:00.150Z"},
 ]  # fmt: skip
+# What staff see of the same history: the internal cause of each change as well.
+STAFF_CAUSES = ["created", "fraud screening: passed", "billing: charged ch_8f27"]
+STAFF_HISTORY_EXAMPLE = [
+    event | {"cause": cause} for event, cause in zip(HISTORY_EXAMPLE, STAFF_CAUSES, strict=True)
+]
 
 # Error bodies: one detail and a code, or a list of messages per field for a 400.
 Error = inline_serializer(
@@ -75,10 +80,18 @@ ValidationErrors = OpenApiResponse(
 COMMON = {
     401: OpenApiResponse(Error, description="No or bad credentials."),
     429: OpenApiResponse(Error, description="Throttled: wait for the Retry-After seconds."),
+    503: OpenApiResponse(
+        Error,
+        description=(
+            "The database failed under the request (code `database_unavailable`); nothing was "
+            "saved. Retry after the Retry-After seconds: a POST with the same Idempotency-Key "
+            "creates the order at most once."
+        ),
+    ),
 }
 NOT_FOUND = {404: OpenApiResponse(Error, description="No such order (or not yours).")}
 RETRY_AFTER = OpenApiParameter(
-    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429]
+    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503]
 )
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
@@ -87,7 +100,8 @@ IDEMPOTENCY_KEY = OpenApiParameter(
     description=(
         f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters without spaces (a UUID "
         "is a good choice). Repeating a request with the same key and body returns the first "
-        "order (200); the same key with another body is 422."
+        "order (200); the same key with another body is 422. After a 503 the same request with the "
+        "same key is safe to retry: the order is created at most once."
     ),
 )
 
@@ -95,6 +109,7 @@ order_api_docs = extend_schema_view(
     list=extend_schema(
         summary="List your orders",
         description="Newest first. Staff see every buyer's orders.",
+        parameters=[RETRY_AFTER],
         responses={
             200: OrderSerializer(many=True),
             400: OpenApiResponse(ValidationErrors.response, description="A bad filter value."),
@@ -111,20 +126,33 @@ order_api_docs = extend_schema_view(
     ),
     retrieve=extend_schema(
         summary="One order with its status history",
+        description=(
+            "Each change in `history` has a `description` meant for the buyer: public and "
+            "stable, the same for every order that made that change. It never names fraud "
+            "rules, staff members or internal errors. Staff also get the internal `cause`; for "
+            "buyers it is null."
+        ),
+        parameters=[RETRY_AFTER],
         responses={200: OrderDetailSerializer, **NOT_FOUND, **COMMON},
         examples=[
             OpenApiExample(
-                "Processed",
+                "Processed, as the buyer sees it",
                 ORDER_EXAMPLE | {"status": "PROCESSED", "version": 3, "history": HISTORY_EXAMPLE},
                 response_only=True,
-            )
+            ),
+            OpenApiExample(
+                "Processed, as staff see it",
+                ORDER_EXAMPLE
+                | {"status": "PROCESSED", "version": 3, "history": STAFF_HISTORY_EXAMPLE},
+                response_only=True,
+            ),
         ],
     ),
     create=extend_schema(
         summary="Place an order",
         description="Saved as PENDING and answered at once; screening and billing follow.",
         request=OrderCreateInputSerializer,
-        parameters=[IDEMPOTENCY_KEY],
+        parameters=[IDEMPOTENCY_KEY, RETRY_AFTER],
         responses={
             201: OrderSerializer,
             200: OpenApiResponse(OrderSerializer, description="A repeat with the same key."),
@@ -146,6 +174,7 @@ order_api_docs = extend_schema_view(
     cancel=extend_schema(
         summary="Cancel a PENDING order",
         request=None,
+        parameters=[RETRY_AFTER],
         responses={
             200: OrderSerializer,
             409: OpenApiResponse(Conflict, description="Not PENDING any more."),

@@ -13,7 +13,7 @@ from ..models import (
     Order,
     OrderEvent,
 )
-from ..state_machine import OrderStatus
+from ..state_machine import OrderStatus, public_description
 
 # The Idempotency-Key header: printable ASCII without spaces, e.g. a UUID.
 IDEMPOTENCY_KEY_PATTERN = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
@@ -101,9 +101,30 @@ class OrderCreateInputSerializer(StrictSerializer):
 
 
 class OrderEventSerializer(serializers.ModelSerializer):
+    """One change of an order's status: a public description for everyone, and its internal
+    cause for staff only."""
+
+    # Who asks comes from context["request"]; without one, nobody is staff.
+
+    description = serializers.SerializerMethodField(
+        help_text="What happened, in words meant for the buyer; stable, safe to show as is."
+    )
+    cause = serializers.SerializerMethodField(
+        help_text="Staff only: the internal cause (a fraud rule, a staff user, a dead-letter "
+        "reason). Null for buyers."
+    )
+
     class Meta:
         model = OrderEvent
-        fields = ["from_status", "to_status", "cause", "message_id", "version", "at"]
+        fields = ["from_status", "to_status", "description", "cause", "message_id", "version", "at"]
+
+    def get_description(self, event: OrderEvent) -> str:
+        return public_description(from_status=event.from_status, to_status=event.to_status)
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_cause(self, event: OrderEvent) -> str | None:
+        request = self.context.get("request")
+        return event.cause if request is not None and request.user.is_staff else None
 
 
 class OrderSerializer(serializers.ModelSerializer):

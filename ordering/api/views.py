@@ -38,7 +38,7 @@ class OrderViewSet(viewsets.GenericViewSet):
 
     def retrieve(self, request: Request, pk: str) -> Response:
         order = selectors.order_for(user=request.user, order_id=pk)
-        return Response(OrderDetailSerializer(order).data)
+        return Response(OrderDetailSerializer(order, context={"request": request}).data)
 
     def create(self, request: Request) -> Response:
         payload = OrderCreateInputSerializer(data=request.data)

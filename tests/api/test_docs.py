@@ -50,6 +50,15 @@ def test_every_operation_documents_auth_throttling_and_an_example_answer(served_
         )
 
 
+def test_every_operation_documents_the_503_of_a_database_outage_with_retry_after(served_schema):
+    for path, method in OPERATIONS:
+        responses = served_schema["paths"][path][method]["responses"]
+        for code in ("429", "503"):
+            assert "Retry-After" in responses[code].get("headers", {}), (path, method, code)
+    create = served_schema["paths"]["/api/orders/"]["post"]
+    assert "Idempotency-Key" in create["responses"]["503"]["description"]
+
+
 def test_the_create_body_refuses_unknown_fields_and_documents_its_bounds(served_schema):
     body = served_schema["components"]["schemas"]["OrderCreateInputRequest"]
 

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from billing.models import Charge
@@ -31,6 +32,10 @@ from .test_pipeline import charges_at_gateway, post_order, wait_for_terminal
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(120)]
 
 DEATH_TIMEOUT = 5  # seconds from a message's death to its DeadLetter row
+# A message that kills its worker process dies of the delivery limit after
+# BROKER_DELIVERY_LIMIT + 1 deliveries; Celery notices each lost process about 5 s after it
+# took the message, so the wait grows with the limit.
+CRASH_LOOP_TIMEOUT = 30 + 8 * (settings.BROKER_DELIVERY_LIMIT + 1)
 
 
 def dead_letter_of(message_id, timeout: float = DEATH_TIMEOUT) -> DeadLetter:
@@ -259,6 +264,7 @@ def test_a_forged_charge_message_is_refused_by_its_schema_and_charges_nothing(
     assert Charge.objects.get(order_id=order_id).amount == Order.objects.get(pk=order_id).total
 
 
+@pytest.mark.timeout(CRASH_LOOP_TIMEOUT + 60)
 def test_a_message_that_kills_its_worker_is_dead_lettered_by_the_delivery_limit(
     system, buyer_api, operator
 ):
@@ -270,7 +276,7 @@ def test_a_message_that_kills_its_worker_is_dead_lettered_by_the_delivery_limit(
     system.proxy.restore()
 
     healthy = post_order(buyer_api, product_name="Spoon")
-    failed = wait_for_status(doomed, "FAILED", timeout=60)
+    failed = wait_for_status(doomed, "FAILED", timeout=CRASH_LOOP_TIMEOUT)
     dead_letter = dead_letter_of(billing_message_of(doomed).id)
 
     assert wait_for_terminal(healthy).status == "PROCESSED"  # the worker kept serving
