@@ -4,7 +4,8 @@ import time
 
 from kombu import Connection, Producer
 
-from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES, declare_topology
+from messaging.parking import declare_dead_letter_queues
+from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES, declare_topology
 
 
 def connect(url: str) -> Connection:
@@ -32,10 +33,14 @@ def consumers_on_work_queues(url: str) -> dict[str, int]:
 
 
 def reset_topology(url: str) -> None:
-    """Declare the topology and empty the queues of whatever earlier runs left."""
+    """Declare the topology and empty the queues of whatever earlier runs left.
+
+    As the release phase does: a dead_letter queue an older version declared is replaced.
+    """
     with connect(url) as connection:
+        declare_dead_letter_queues(connection)
         declare_topology(connection)
-        for name in (*WORK_QUEUES, DEAD_LETTER_QUEUE):
+        for name in (*WORK_QUEUES, DEAD_LETTER_QUEUE, PARKING_QUEUE):
             connection.default_channel.queue_purge(name)
 
 
