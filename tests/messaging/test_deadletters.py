@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 
 import pytest
 from amqp.exceptions import NotFound
-from django.db import OperationalError as DatabaseUnavailable
 from django.db import connection
 from django_celery_results.models import TaskResult
 from kombu import Connection
@@ -19,7 +18,6 @@ from kombu.exceptions import OperationalError
 
 from messaging import deadletters
 from messaging.deadletters import DeadLetterNotReplayable, ReplayFailed
-from messaging.management.commands import consume_dead_letters
 from messaging.models import DeadLetter
 from ordering.models import Order
 from ordering.state_machine import OrderStatus
@@ -579,74 +577,6 @@ def test_a_task_result_without_traceback_shows_its_result():
 @pytest.mark.django_db
 def test_without_any_error_last_error_of_is_empty():
     assert deadletters.last_error_of(DeadLetterFactory()) == ""
-
-
-# The dead-letter consumer's handling of one message ---------------------------------------------
-
-
-class DeliveredMessage:
-    """Enough of a kombu message for DeadLetterConsumer.on_message."""
-
-    def __init__(self, *, body, headers, properties, content_encoding=None) -> None:
-        self.body, self.headers, self.properties = body, headers, properties
-        self.content_encoding = content_encoding
-        self.outcome = "unsettled"
-
-    def ack(self) -> None:
-        self.outcome = "acked"
-
-    def requeue(self) -> None:
-        self.outcome = "requeued"
-
-
-@pytest.fixture
-def dead_letter_consumer(monkeypatch):
-    # Closing "old" connections would close the test's own transaction; pausing slows tests.
-    monkeypatch.setattr(consume_dead_letters, "close_old_connections", lambda: None)
-    monkeypatch.setattr(consume_dead_letters, "RETRY_PAUSE_SECONDS", 0)
-    return consume_dead_letters.DeadLetterConsumer(connection=None)
-
-
-@pytest.mark.django_db
-def test_the_consumer_records_a_dead_letter_then_acks_it(dead_letter_consumer):
-    order = OrderFactory()
-    message = DeliveredMessage(**celery_message(order_id=order.id))
-
-    dead_letter_consumer.on_message(message)
-
-    assert message.outcome == "acked"
-    assert bytes(DeadLetter.objects.get().body) == message.body
-    assert reload(order).status == OrderStatus.FAILED
-
-
-@pytest.mark.django_db
-def test_the_consumer_records_a_body_the_transport_decoded_as_the_original_bytes(
-    dead_letter_consumer,
-):
-    raw = celery_message()
-    raw["body"] = raw["body"][:-1] + ', "é"]'.encode()  # not ASCII
-    message = DeliveredMessage(
-        **(raw | {"body": raw["body"].decode("utf-8")}), content_encoding="utf-8"
-    )
-
-    dead_letter_consumer.on_message(message)
-
-    assert message.outcome == "acked"
-    assert bytes(DeadLetter.objects.get().body) == raw["body"]
-
-
-@pytest.mark.django_db
-def test_the_consumer_requeues_what_it_cannot_record(dead_letter_consumer, monkeypatch):
-    def database_down(death):
-        raise DatabaseUnavailable("the database system is shutting down")
-
-    monkeypatch.setattr(consume_dead_letters, "record", database_down)
-    message = DeliveredMessage(**celery_message())
-
-    dead_letter_consumer.on_message(message)
-
-    assert message.outcome == "requeued"
-    assert not DeadLetter.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
