@@ -4,7 +4,8 @@ import time
 
 from kombu import Connection, Producer
 
-from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES, declare_topology
+from messaging.parking import declare_dead_letter_queues
+from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES, declare_topology
 
 
 def connect(url: str) -> Connection:
@@ -34,13 +35,17 @@ def consumers_on_work_queues(url: str) -> dict[str, int]:
 def reset_topology(url: str) -> None:
     """Delete the queues, with whatever earlier runs left in them, and declare them afresh.
 
-    Deleted rather than purged: RabbitMQ refuses to redeclare a queue with other arguments
-    (a new BROKER_DELIVERY_LIMIT, say), so queues an older version declared would fail the run.
+    Work queues are deleted rather than purged: RabbitMQ refuses to redeclare a queue with
+    other arguments (a new BROKER_DELIVERY_LIMIT, say). A dead_letter queue an older version
+    declared is replaced, as the release phase does.
     """
     with connect(url) as connection:
-        for name in (*WORK_QUEUES, DEAD_LETTER_QUEUE):
+        for name in WORK_QUEUES:
             connection.default_channel.queue_delete(name)
+        declare_dead_letter_queues(connection)
         declare_topology(connection)
+        for name in (DEAD_LETTER_QUEUE, PARKING_QUEUE):
+            connection.default_channel.queue_purge(name)
 
 
 def publish_raw(

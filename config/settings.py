@@ -69,6 +69,15 @@ OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
 # and still stops a message that kills its worker (docs/reliability.md). Queues keep the
 # limit they were declared with: changing it means recreating them (README).
 BROKER_DELIVERY_LIMIT = env.int("BROKER_DELIVERY_LIMIT", default=20)
+# The dead-letter consumer: tries to record one dead letter (backoff from the base, doubling,
+# capped) before parking it in dead_letter_parked, and how long to wait for that park's confirm.
+DEAD_LETTER_RECORD_ATTEMPTS = env.int("DEAD_LETTER_RECORD_ATTEMPTS", default=6)
+DEAD_LETTER_RETRY_BASE_SECONDS = env.float("DEAD_LETTER_RETRY_BASE_SECONDS", default=0.5)
+DEAD_LETTER_RETRY_MAX_SECONDS = env.float("DEAD_LETTER_RETRY_MAX_SECONDS", default=8.0)
+DEAD_LETTER_PARK_CONFIRM_SECONDS = env.float("DEAD_LETTER_PARK_CONFIRM_SECONDS", default=10.0)
+# Deliveries of one message from dead_letter (a consumer crashing on it) before RabbitMQ moves
+# it to dead_letter_parked (x-delivery-limit of dead_letter; never left to the broker default).
+DEAD_LETTER_DELIVERY_LIMIT = env.int("DEAD_LETTER_DELIVERY_LIMIT", default=10)
 # Retries of a transient failure: exponential backoff from RETRY_BASE_SECONDS, capped at
 # RETRY_MAX_SECONDS, with full jitter; RETRY_MAX_ATTEMPTS tries in all, then a dead letter.
 RETRY_BASE_SECONDS = env.int("RETRY_BASE_SECONDS", default=2)

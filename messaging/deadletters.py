@@ -10,6 +10,7 @@ delivered even if the broker is away when the operator presses the button.
 import hashlib
 import json
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,10 +28,22 @@ from core.errors import ApplicationError
 
 from . import outbox
 from .models import DeadLetter
+from .topology import DEAD_LETTER_QUEUE, PARKING_QUEUE
 
 logger = logging.getLogger(__name__)
 
+# Headers RabbitMQ adds when it dead-letters or redelivers a message.
+DEATH_HEADER_PREFIXES = ("x-death", "x-first-death-", "x-last-death-", "x-delivery-count")
+
 MAX_ID_LENGTH = 255
+# Bounds on what is stored of a dead letter's headers and properties (characters of text),
+# on each value in them and on their nesting: a foreign message can carry anything.
+MAX_HEADERS_CHARS = 32_000
+MAX_PROPERTIES_CHARS = 4_000
+MAX_VALUE_CHARS = 4_000
+MAX_DEPTH = 8
+# The dead-letter queue and its parking queue: a death there is not the one to record.
+OWN_QUEUES = (DEAD_LETTER_QUEUE, PARKING_QUEUE)
 
 
 class DeadLetterNotReplayable(ApplicationError):
@@ -57,35 +70,91 @@ class Death:
 
 
 def read_death(*, body: bytes, headers: dict | None, properties: dict | None) -> Death:
-    """Decode whatever can be decoded of a dead letter; never fails on a bad body."""
-    headers = headers or {}
-    properties = properties or {}
-    deaths = headers.get("x-death") or [{}]
-    latest = deaths[0]  # RabbitMQ keeps the most recent death first
+    """Decode whatever can be decoded of a dead letter; never fails, whatever it carries.
+
+    Every text that reaches the database is storable (no NUL, valid UTF-8, fits its column)
+    and the stored headers and properties are JSON of bounded size, so any message the
+    broker can deliver can be recorded.
+    """
+    headers = headers if isinstance(headers, dict) else {}
+    properties = properties if isinstance(properties, dict) else {}
+    latest = _original_death(headers)
     kwargs = _celery_kwargs(body, properties.get("content_type", ""))
-    message_id = str(headers.get("id") or properties.get("correlation_id") or "")
-    if not message_id or len(message_id) > MAX_ID_LENGTH:  # no usable id: name it by its body
-        message_id = f"sha256:{hashlib.sha256(body).hexdigest()}"
     return Death(
-        message_id=message_id,
+        message_id=_message_id(headers.get("id") or properties.get("correlation_id"), body),
         queue=_text(latest.get("queue") or headers.get("x-first-death-queue"), 200),
         exchange=_text(latest.get("exchange"), 200),
-        routing_key=_text((latest.get("routing-keys") or [""])[0], 255),
+        routing_key=_text(_first(latest.get("routing-keys")), 255),
         reason=_text(latest.get("reason") or headers.get("x-first-death-reason") or "unknown", 30),
         task_name=_text(headers.get("task"), 200),
         kwargs=kwargs,
         order_id=_uuid_or_none((kwargs or {}).get("order_id")),
-        headers=_json_safe(headers),
-        properties=_json_safe(properties),
+        headers=_bounded(_death_headers_first(headers), MAX_HEADERS_CHARS),
+        # py-amqp lists the headers among the properties too: stored once, under headers.
+        properties=_bounded(
+            {k: v for k, v in properties.items() if k != "application_headers"},
+            MAX_PROPERTIES_CHARS,
+        ),
         body=body,
         content_type=_text(properties.get("content_type"), 100),
         content_encoding=_text(properties.get("content_encoding"), 100),
     )
 
 
+def _original_death(headers: dict) -> dict:
+    """The death in the queue the message was working in: most recent first in `x-death`.
+
+    A message can also have died in `dead_letter` itself (past its delivery limit, on its way
+    to the parking queue); that death is not the one to record, since a replay goes to the
+    queue where the work failed.
+    """
+    deaths = [d for d in _as_list(headers.get("x-death")) if isinstance(d, dict)]
+    for death in deaths:
+        if _text(death.get("queue"), 200) not in OWN_QUEUES:
+            return death
+    return deaths[0] if deaths else {}
+
+
+def death_mark(headers: dict) -> tuple[str, ...] | None:
+    """What tells one death of a message from another, from its (stored) headers.
+
+    The queue, reason, count and time of its original death in `x-death`. A copy of the same
+    death delivered again (the consumer died after recording it, before its ack; or it was
+    parked and unparked) carries the same mark: the broker neither adds a death nor bumps a
+    count on a redelivery, which only shows in `x-delivery-count` and the redelivered flag.
+    A second death has a later time, or (dying again in the same queue without a replay,
+    which strips the death headers) a higher count. None when there is no `x-death`.
+    """
+    death = _original_death(headers)
+    if not death:
+        return None
+    return tuple(_text(death.get(key), 200) for key in ("queue", "reason", "count", "time"))
+
+
+def _message_id(value: object, body: bytes) -> str:
+    """The message's id as stored: its own where usable, else a digest that names it."""
+    text = _text(value, 10**6)
+    if text and len(text) <= MAX_ID_LENGTH:
+        return text
+    if text:  # too long for the column: a digest of the id, so two such messages stay two
+        return f"sha256-id:{hashlib.sha256(text.encode()).hexdigest()}"
+    return f"sha256:{hashlib.sha256(body).hexdigest()}"
+
+
 def _text(value: object, limit: int) -> str:
     """A header value as text that fits its column (foreign messages can carry anything)."""
-    return _json_safe(str(value or ""))[:limit]
+    if value is None:
+        return ""
+    return _storable_text(value if isinstance(value, (str, bytes)) else str(value))[:limit]
+
+
+def _first(value: object) -> object:
+    items = _as_list(value)
+    return items[0] if items else value if isinstance(value, (str, bytes)) else ""
+
+
+def _as_list(value: object) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else []
 
 
 def record(death: Death) -> DeadLetter:
@@ -100,6 +169,11 @@ def record(death: Death) -> DeadLetter:
             message_id=death.message_id,
             defaults=_fields_of(death) | {"first_death_at": now, "last_death_at": now},
         )
+        if not created and _same_death(dead_letter, death):
+            # This very death again: the consumer died between its commit and its ack, or a
+            # park followed a commit whose answer was lost. Counted once, and nothing reacts.
+            logger.info("dead letter %s already recorded", death.message_id)
+            return dead_letter
         if not created:
             for name, value in _fields_of(death).items():
                 setattr(dead_letter, name, value)
@@ -122,6 +196,11 @@ def record(death: Death) -> DeadLetter:
         dead_letter.status,
     )
     return dead_letter
+
+
+def _same_death(dead_letter: DeadLetter, death: Death) -> bool:
+    mark = death_mark(death.headers)
+    return mark is not None and death_mark(dead_letter.headers) == mark
 
 
 def last_error_of(dead_letter: DeadLetter) -> str:
@@ -235,18 +314,71 @@ def _uuid_or_none(value: object) -> uuid.UUID | None:
         return None
 
 
-def _json_safe(value: Any) -> Any:
-    """AMQP tables hold datetimes, bytes and nested tables; JSON holds less."""
+def _storable_text(value: str | bytes | bytearray | memoryview) -> str:
+    """Text PostgreSQL stores: UTF-8 (odd bytes and lone surrogates escaped), NUL escaped."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        value = bytes(value).decode("utf-8", errors="backslashreplace")
+    else:
+        value = value.encode("utf-8", errors="backslashreplace").decode("utf-8")
+    return value.replace("\x00", "\\x00")  # neither text columns nor JSON hold NUL
+
+
+def _death_headers_first(headers: dict) -> dict:
+    """The death headers first, so a size bound cuts other headers before them."""
+    first = {k: v for k, v in headers.items() if str(k).startswith(DEATH_HEADER_PREFIXES)}
+    return first | {k: v for k, v in headers.items() if k not in first}
+
+
+class _Budget:
+    """Characters left for one message's stored headers (or properties)."""
+
+    def __init__(self, chars: int) -> None:
+        self.left = chars
+
+    def take(self, text: str, limit: int = MAX_VALUE_CHARS) -> str:
+        kept = text[: max(min(self.left, limit), 0)]
+        self.left -= len(kept) + 1
+        return kept if len(kept) == len(text) else kept + f"...[{len(text) - len(kept)} cut]"
+
+
+def _bounded(value: Any, chars: int) -> Any:
+    """JSON-safe and of bounded size: at most about `chars` characters, MAX_DEPTH deep."""
+    return _json_safe(value, budget=_Budget(chars))
+
+
+def _json_safe(value: Any, budget: _Budget | None = None, depth: int = 0) -> Any:
+    """AMQP tables hold datetimes, bytes, decimals and nested tables; JSON holds less.
+
+    Every text is cut at MAX_VALUE_CHARS (keys at 200); with a budget, text is also cut once
+    the budget is spent, and a table or array stops there with a note of what was left off.
+    Nesting deeper than MAX_DEPTH is replaced by a note.
+    """
+    budget = budget or _Budget(10**12)
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_DEPTH:
+        return budget.take(f"[{type(value).__name__} nested deeper than {MAX_DEPTH}: cut]")
     if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
+        safe = {}
+        for index, (key, item) in enumerate(value.items()):
+            if budget.left <= 0:
+                safe["..."] = f"{len(value) - index} more cut"
+                break
+            safe[budget.take(_text(key, 10**6), 200)] = _json_safe(item, budget, depth + 1)
+        return safe
     if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", errors="backslashreplace")
-    if isinstance(value, str):
-        return value.replace("\x00", "\\x00")  # PostgreSQL's JSON cannot hold NUL
-    if value is None or isinstance(value, (int, float, bool)):
+        safe = []
+        for index, item in enumerate(value):
+            if budget.left <= 0:
+                safe.append(f"...{len(value) - index} more cut")
+                break
+            safe.append(_json_safe(item, budget, depth + 1))
+        return safe
+    if isinstance(value, bool) or value is None:
         return value
-    return str(value)
+    if isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
+        budget.take(str(value))
+        return value
+    if isinstance(value, datetime):
+        return budget.take(value.isoformat())
+    if isinstance(value, (str, bytes, bytearray, memoryview)):
+        return budget.take(_storable_text(value))
+    return budget.take(_storable_text(str(value)))  # Decimal, NaN and infinities, others

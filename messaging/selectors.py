@@ -11,11 +11,12 @@ from config.celery import app
 
 from .broker import BROKER_ERRORS
 from .models import DeadLetter
-from .topology import DEAD_LETTER_QUEUE, WORK_QUEUES
+from .topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
 
 logger = logging.getLogger(__name__)
 
-WATCHED_QUEUES = (*WORK_QUEUES, DEAD_LETTER_QUEUE)
+# The parking queue too: what waits there needs an operator (manage.py deadletters unpark).
+WATCHED_QUEUES = (*WORK_QUEUES, DEAD_LETTER_QUEUE, PARKING_QUEUE)
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,52 @@ from kombu import Connection, Exchange, Queue
 WORK_QUEUES = ("fraud", "billing")
 DEAD_LETTER_EXCHANGE = "dead_letter"
 DEAD_LETTER_QUEUE = "dead_letter"
+PARKING_EXCHANGE = "dead_letter_parked"
+PARKING_QUEUE = "dead_letter_parked"
 
 dead_letter_exchange = Exchange(DEAD_LETTER_EXCHANGE, type="topic", durable=True)
+parking_exchange = Exchange(PARKING_EXCHANGE, type="fanout", durable=True)
 
 
 def dead_letter_queue() -> Queue:
+    """Where work queues dead-letter to; what it cannot deliver goes on to the parking queue.
+
+    Its delivery limit is explicit: RabbitMQ 4 gives quorum queues a default of 20 and drops
+    past it; here a message delivered that often (a consumer that crashes on it) is
+    dead-lettered, at least once, into `dead_letter_parked` instead.
+    """
     return Queue(
         DEAD_LETTER_QUEUE,
         exchange=dead_letter_exchange,
         routing_key="#",
         durable=True,
-        queue_arguments={"x-queue-type": "quorum"},
+        queue_arguments={
+            "x-queue-type": "quorum",
+            "x-dead-letter-exchange": PARKING_EXCHANGE,
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",  # at-least-once dead-lettering requires it
+            "x-delivery-limit": settings.DEAD_LETTER_DELIVERY_LIMIT,
+        },
+    )
+
+
+def parking_queue() -> Queue:
+    """Dead letters that could not be recorded, kept until an operator unparks them.
+
+    A classic durable queue, on purpose: classic queues have no delivery limit on any
+    RabbitMQ version (a quorum queue gets one of 20 by default on RabbitMQ 4 and drops past
+    it, and the ways to lift it differ between 3.10 and 4.x), and with no TTL, length limit
+    or dead-letter exchange of its own nothing in it is ever dropped. `x-queue-type` is
+    explicit so that a vhost's default queue type cannot make it a quorum queue. Its
+    messages are persistent, so they survive a restart; it is not replicated across a
+    cluster's nodes (it should hold next to nothing, and only until an operator unparks).
+    """
+    return Queue(
+        PARKING_QUEUE,
+        exchange=parking_exchange,
+        routing_key="",
+        durable=True,
+        queue_arguments={"x-queue-type": "classic"},
     )
 
 
@@ -51,8 +86,13 @@ def work_queues() -> list[Queue]:
 
 
 def declare_topology(connection: Connection) -> None:
-    """Declare the dead-letter exchange and queue first, then the work queues."""
+    """Declare the parking queue, then the dead-letter exchange and queue, then the work queues.
+
+    Each before the queues that dead-letter into it: a dead-letter exchange that does not
+    exist drops what is sent to it.
+    """
     channel = connection.default_channel
+    parking_queue().bind(channel).declare()
     dead_letter_queue().bind(channel).declare()
     for queue in work_queues():
         queue.bind(channel).declare()

@@ -95,7 +95,7 @@ def test_queue_depths_come_from_the_broker(superuser_client):
 
     response = superuser_client.get(DASHBOARD)
 
-    for queue in ("fraud", "billing", "dead_letter"):
+    for queue in ("fraud", "billing", "dead_letter", "dead_letter_parked"):
         assert cell(response.text, f'data-queue="{queue}"', "depth").isdigit()
 
 
@@ -103,7 +103,7 @@ def test_queue_depths_show_unavailable_when_the_broker_is_down(superuser_client,
     response = superuser_client.get(DASHBOARD)
 
     assert response.status_code == 200
-    for queue in ("fraud", "billing", "dead_letter"):
+    for queue in ("fraud", "billing", "dead_letter", "dead_letter_parked"):
         assert cell(response.text, f'data-queue="{queue}"', "depth") == "unavailable"
 
 

@@ -7,11 +7,10 @@ published message itself is asserted on).
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from amqp.exceptions import NotFound
-from django.db import OperationalError as DatabaseUnavailable
 from django.db import connection
 from django.utils import timezone
 from django_celery_results.models import TaskResult
@@ -19,7 +18,6 @@ from kombu.exceptions import OperationalError
 
 from messaging import deadletters, outbox
 from messaging.deadletters import DeadLetterNotReplayable
-from messaging.management.commands import consume_dead_letters
 from messaging.models import DeadLetter, OutboxMessage
 from ordering.errors import StepNotReplayable
 from ordering.models import Order
@@ -92,6 +90,13 @@ def celery_message(
             "priority": 0,
         },
     }
+
+
+def died_again(message: dict) -> dict:
+    """The same message dead-lettered once more: a later death in its x-death."""
+    death = message["headers"]["x-death"][0]
+    later = {**death, "time": death["time"] + timedelta(seconds=30)}
+    return {**message, "headers": {**message["headers"], "x-death": [later]}}
 
 
 def record_message(**message) -> DeadLetter:
@@ -242,7 +247,7 @@ def test_the_same_message_dying_again_after_a_replay_is_one_row_and_new_again():
     first = deadletters.record(deadletters.read_death(**message))
     deadletters.replay(dead_letter_id=first.pk, actor=None)
 
-    again = deadletters.record(deadletters.read_death(**message))
+    again = deadletters.record(deadletters.read_death(**died_again(message)))
 
     assert DeadLetter.objects.count() == 1
     again = reload(again)
@@ -325,7 +330,7 @@ def test_a_stale_dead_letter_becomes_stale_again_when_it_dies_again():
     message = celery_message(order_id=order.id)
     deadletters.record(deadletters.read_death(**message))
 
-    again = deadletters.record(deadletters.read_death(**message))
+    again = deadletters.record(deadletters.read_death(**died_again(message)))
 
     assert (reload(again).status, again.death_count) == (STALE, 2)
     assert reload(order).version == 1
@@ -625,69 +630,16 @@ def test_without_any_error_last_error_of_is_empty():
     assert deadletters.last_error_of(DeadLetterFactory()) == ""
 
 
-# The dead-letter consumer's handling of one message ---------------------------------------------
-
-
-class DeliveredMessage:
-    """Enough of a kombu message for DeadLetterConsumer.on_message."""
-
-    def __init__(self, *, body, headers, properties, content_encoding=None) -> None:
-        self.body, self.headers, self.properties = body, headers, properties
-        self.content_encoding = content_encoding
-        self.outcome = "unsettled"
-
-    def ack(self) -> None:
-        self.outcome = "acked"
-
-    def requeue(self) -> None:
-        self.outcome = "requeued"
-
-
-@pytest.fixture
-def dead_letter_consumer(monkeypatch):
-    # Closing "old" connections would close the test's own transaction; pausing slows tests.
-    monkeypatch.setattr(consume_dead_letters, "close_old_connections", lambda: None)
-    monkeypatch.setattr(consume_dead_letters, "RETRY_PAUSE_SECONDS", 0)
-    return consume_dead_letters.DeadLetterConsumer(connection=None)
-
-
 @pytest.mark.django_db
-def test_the_consumer_records_a_dead_letter_then_acks_it(dead_letter_consumer):
+def test_the_same_death_delivered_again_is_counted_once_and_fails_nothing_again():
+    """The consumer died between its commit and its ack; meanwhile the order was replayed."""
     order = OrderFactory()
-    message = DeliveredMessage(**celery_message(order_id=order.id))
+    message = celery_message(order_id=order.id)
+    first = deadletters.record(deadletters.read_death(**message))
+    deadletters.replay(dead_letter_id=first.pk, actor=None)
 
-    dead_letter_consumer.on_message(message)
+    again = deadletters.record(deadletters.read_death(**message))
 
-    assert message.outcome == "acked"
-    assert bytes(DeadLetter.objects.get().body) == message.body
-    assert reload(order).status == OrderStatus.FAILED
-
-
-@pytest.mark.django_db
-def test_the_consumer_records_a_body_the_transport_decoded_as_the_original_bytes(
-    dead_letter_consumer,
-):
-    raw = celery_message()
-    raw["body"] = raw["body"][:-1] + ', "é"]'.encode()  # not ASCII
-    message = DeliveredMessage(
-        **(raw | {"body": raw["body"].decode("utf-8")}), content_encoding="utf-8"
-    )
-
-    dead_letter_consumer.on_message(message)
-
-    assert message.outcome == "acked"
-    assert bytes(DeadLetter.objects.get().body) == raw["body"]
-
-
-@pytest.mark.django_db
-def test_the_consumer_requeues_what_it_cannot_record(dead_letter_consumer, monkeypatch):
-    def database_down(death):
-        raise DatabaseUnavailable("the database system is shutting down")
-
-    monkeypatch.setattr(consume_dead_letters, "record", database_down)
-    message = DeliveredMessage(**celery_message())
-
-    dead_letter_consumer.on_message(message)
-
-    assert message.outcome == "requeued"
-    assert not DeadLetter.objects.exists()
+    again = reload(again)
+    assert (again.death_count, again.status) == (1, DeadLetter.Status.REPLAYED)
+    assert reload(order).status == OrderStatus.PENDING

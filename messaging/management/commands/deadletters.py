@@ -3,27 +3,33 @@ import sys
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from config.celery import app
 from core.errors import ApplicationError
-from messaging import deadletters
+from messaging import deadletters, parking
 from messaging.models import DeadLetter
+from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE
 
 
 class Command(BaseCommand):
     help = (
         "List, show, replay or discard dead letters. list shows NEW ones (--all: every status); "
-        "replay and discard act on NEW ones chosen by --queue, --task or --all, or on --id."
+        "replay and discard act on NEW ones chosen by --queue, --task or --all, or on --id; "
+        f"unpark moves what waits in {PARKING_QUEUE} back to {DEAD_LETTER_QUEUE} to be recorded."
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("action", choices=["list", "show", "replay", "discard"])
+        parser.add_argument("action", choices=["list", "show", "replay", "discard", "unpark"])
         parser.add_argument(
             "--id", type=int, action="append", dest="ids", help="a dead letter id (repeatable)"
         )
         parser.add_argument("--queue", help="only those that died in this queue")
         parser.add_argument("--task", help="only those of this task name")
         parser.add_argument("--all", action="store_true", help="every status, not only NEW")
+        parser.add_argument("--limit", type=int, help="unpark: at most this many")
 
-    def handle(self, *args, action: str, ids, queue, task, all: bool, **options) -> None:
+    def handle(self, *args, action: str, ids, queue, task, all: bool, limit, **options) -> None:
+        if action == "unpark":
+            return self._unpark(limit)
         selected = DeadLetter.objects.order_by("last_death_at")
         acting = action in ("replay", "discard")
         if ids:
@@ -91,3 +97,13 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"{failed} dead letter(s) could not be {action}ed.")
         self.stdout.write(f"done: {action}")
+
+    def _unpark(self, limit: int | None) -> None:
+        """Parked dead letters go back to dead_letter, where the consumer records them."""
+        try:
+            with app.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=3)
+                moved = parking.unpark(connection, limit=limit)
+        except parking.MOVE_ERRORS as error:
+            raise CommandError(f"Could not unpark: {error!r}") from error
+        self.stdout.write(f"moved {moved} parked dead letter(s) back to {DEAD_LETTER_QUEUE}")
