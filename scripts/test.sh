@@ -3,7 +3,8 @@
 # Sets up the virtualenv, installs Debian's chromium for the browser tests where missing, finds (or
 # starts) PostgreSQL and RabbitMQ, then runs pytest from the repo root.
 #   VENV                            virtualenv to create or reuse (default: .venv in the repo root)
-#   DATABASE_URL, CELERY_BROKER_URL used as given when set
+#   DATABASE_URL, CELERY_BROKER_URL used as given when set (else the run gets a vhost of its
+#                                   own on the broker, deleted when it ends)
 #   ORDERFLOW_THROWAWAY_SERVICES=1  start private servers even when the local ones answer
 #   ORDERFLOW_SERVICE_BIN_DIRS      colon-separated dirs to search for initdb/rabbitmq-server
 # Exits with pytest's exit code, or 2 when no database or broker can be had.
@@ -37,15 +38,19 @@ choose_database() {
   fi
 }
 
-choose_broker() {
+choose_broker() {  # then a vhost of the run's own on it, unless CELERY_BROKER_URL names one
   if [ -n "${CELERY_BROKER_URL:-}" ]; then
-    BROKER_ORIGIN="from CELERY_BROKER_URL"
-  elif ! throwaway_forced && amqp_answers 127.0.0.1 5672; then
+    BROKER_ORIGIN="from CELERY_BROKER_URL, used as it is"
+    return
+  elif ! throwaway_forced && amqp_answers 127.0.0.1 5672 && local_rabbitmqctl_works; then
     CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//" BROKER_ORIGIN="local server"
   else
+    # A local server we may not administer cannot give us a vhost: a private one can.
     start_throwaway_rabbitmq
     BROKER_ORIGIN="throwaway server"
   fi
+  use_own_vhost
+  BROKER_ORIGIN="$BROKER_ORIGIN, vhost $TEST_VHOST made for this run"
 }
 
 ensure_venv requirements-dev.txt

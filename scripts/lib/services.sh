@@ -3,6 +3,8 @@
 # Whatever is started here is recorded in the globals below so cleanup_services can stop it.
 
 PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT=""
+# rabbitmqctl for the broker the run uses, where we may administer it; the run's own vhost.
+RABBIT_CTL=() TEST_VHOST=""
 
 note() { echo "${0##*/}: $*" >&2; }
 die() { local code=$1; shift; note "$*"; exit "$code"; }
@@ -111,13 +113,38 @@ start_throwaway_rabbitmq() {
     fi
     sleep 1
   done
+  RABBIT_CTL=(env "${vars[@]}" "$ctl" -n "$node")
   export CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:$port//"
+}
+
+local_rabbitmqctl_works() {  # the machine's own node, if this user may administer it
+  local ctl
+  # The one on PATH: Debian's /usr/sbin wrapper runs it with the node's own Erlang cookie.
+  ctl=$(command -v rabbitmqctl) || return 1
+  timeout 20 "$ctl" -q status >/dev/null 2>&1 || return 1
+  RABBIT_CTL=("$ctl")
+}
+
+use_own_vhost() {  # a vhost for this run alone, made now and deleted at exit (cleanup_services)
+  TEST_VHOST="orderflow-test-$$-$(python3 -c 'import secrets; print(secrets.token_hex(4))')"
+  local user
+  user=$(python3 -c 'import sys, urllib.parse as u; print(u.unquote(u.urlsplit(sys.argv[1]).username or "guest"))' "$CELERY_BROKER_URL")
+  timeout 60 "${RABBIT_CTL[@]}" add_vhost "$TEST_VHOST" >/dev/null &&
+    timeout 60 "${RABBIT_CTL[@]}" set_permissions -p "$TEST_VHOST" "$user" '.*' '.*' '.*' >/dev/null ||
+    die 2 "could not make the vhost $TEST_VHOST for this run"
+  CELERY_BROKER_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1])
+print(p.scheme + "://" + p.netloc + "/" + u.quote(sys.argv[2], safe=""))' "$CELERY_BROKER_URL" "$TEST_VHOST")
+  export CELERY_BROKER_URL
 }
 
 cleanup_services() {
   local rc=$?
   trap '' INT TERM  # a second Ctrl-C must not leave servers behind
   set +e
+  if [ -n "$TEST_VHOST" ] && [ -z "$RABBIT_PID" ]; then  # a throwaway broker goes with its vhosts
+    timeout 60 "${RABBIT_CTL[@]}" delete_vhost "$TEST_VHOST" >/dev/null 2>&1 ||
+      note "could not delete the vhost $TEST_VHOST"
+  fi
   if [ -n "$RABBIT_PID" ]; then
     kill -TERM "$RABBIT_PID" 2>/dev/null  # the rabbitmq-server script turns TERM into a clean stop
     for _ in {1..30}; do kill -0 "$RABBIT_PID" 2>/dev/null || break; sleep 0.5; done
