@@ -19,6 +19,7 @@ import json
 import socket
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -61,7 +62,12 @@ class PrivateNode:
 
     def start(self, timeout: float = 120) -> "PrivateNode":
         """Start from a fresh directory; at once a ClusterError if its ports are taken."""
-        taken = [port for port in (self.node.port, self.node.dist_port) if _listening(port)]
+        ports = (self.node.port, self.node.dist_port)
+        deadline = time.monotonic() + 20  # a node just stopped may still hold them briefly
+        while (taken := [port for port in ports if _listening(port)]) and (
+            time.monotonic() < deadline
+        ):
+            time.sleep(0.5)
         if taken:
             raise ClusterError(f"{self.name}: ports {taken} already in use (another node?)")
         self._cluster.start(timeout=timeout)

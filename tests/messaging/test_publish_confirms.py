@@ -138,6 +138,16 @@ def test_a_refused_single_publish_raises_a_broker_error_and_its_row_stays_for_th
 
 
 @pytest.mark.usefixtures("refusing_fraud")
+def test_a_nack_raised_by_a_plain_confirming_publisher_is_a_broker_error():
+    """What py-amqp raises on a nack (MessageNacked, no AMQPError) is caught as one."""
+    url = settings.CELERY_BROKER_URL
+    with Connection(url, connect_timeout=5, transport_options={"confirm_publish": True}) as c:
+        producer = c.Producer()
+        with pytest.raises(broker_module.BROKER_ERRORS):
+            producer.publish(b"{}", exchange="fraud", routing_key="fraud", confirm_timeout=5)
+
+
+@pytest.mark.usefixtures("refusing_fraud")
 def test_the_relay_marks_published_exactly_the_confirmed_rows_and_sends_them_once(db):
     accepted = OutboxMessageFactory.create_batch(3, task_name=ACCEPTED, kwargs={"order_id": "p"})
     refused = OutboxMessageFactory(task_name=REFUSED, kwargs={"order_id": "p"})
