@@ -32,18 +32,28 @@ ORDER = {"product_name": "Teapot", "quantity": 1, "unit_price": "20.00"}
 
 
 @pytest.fixture(scope="module")
-def alarm_system(django_db_setup, django_db_blocker):
-    with private_node("h1-alarm") as node:
-        with django_db_blocker.unblock():
-            db_url = database_url(connection.settings_dict)
-        system = LiveSystem.start(
-            db_url=db_url, broker_url=node.url(), BROKER_PUBLISH_TIMEOUT=str(DEADLINE)
-        )
-        try:
-            yield node, system
-        finally:
-            node.clear_alarms()
-            system.stop()
+def alarm_system(live_system, django_db_blocker):
+    """A second live system, on a private node, sharing the suite's database.
+
+    The suite's relay would publish this system's outbox rows to the suite's broker, around
+    the alarm, so it is paused meanwhile.
+    """
+    live_system.relay.stop()
+    try:
+        with private_node("alarm") as node:
+            with django_db_blocker.unblock():
+                db_url = database_url(connection.settings_dict)
+            system = LiveSystem.start(
+                db_url=db_url, broker_url=node.url(), BROKER_PUBLISH_TIMEOUT=str(DEADLINE)
+            )
+            try:
+                yield node, system
+            finally:
+                node.clear_alarms()
+                system.stop()
+    finally:
+        live_system.relay.start()
+        live_system.relay.wait_for_output("relay started")
 
 
 def test_under_a_memory_alarm_every_order_is_accepted_in_time_and_completes_after_it(

@@ -187,7 +187,7 @@ def test_send_message_publishes_a_task_whose_id_is_the_outbox_row_id_topology_fi
 
 @pytest.fixture(scope="module")
 def alarm_node():
-    with private_node("h1-confirms") as node:
+    with private_node("confirms") as node:
         yield node
 
 
