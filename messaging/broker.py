@@ -144,33 +144,34 @@ def send_messages(messages: Sequence[dict], *, timeout: float | None = None) -> 
     tracker = _ConfirmTracker(len(ids))
     # Confirms handled here, not by py-amqp's per-publish wait.
     options = {**app.conf.broker_transport_options, "confirm_publish": False}
-    with app.connection_for_write(transport_options=options) as connection:
-        try:
-            _connect(connection, deadline)
-            with _socket_deadline(connection, deadline):
-                _declare_topology_once(connection)
-                channel = connection.channel()
-                channel.confirm_select()
-                channel.events["basic_ack"].add(tracker.on_ack)
-                channel.events["basic_nack"].add(tracker.on_nack)
-                producer = Producer(channel)
-                for message in messages:
-                    app.send_task(
-                        message["task_name"],
-                        kwargs=message["kwargs"],
-                        task_id=str(message["message_id"]),
-                        headers=message["headers"],
-                        producer=producer,
-                        retry=False,
-                        timeout=deadline.remaining(),
-                    )
-                while tracker.unsettled:
-                    connection.drain_events(timeout=deadline.remaining())
-        except BROKER_ERRORS as error:
-            _drop(connection)  # closing would wait for a blocked broker's reply
-            reason = deadline.explain() if deadline.expired else str(error) or repr(error)
-        else:
-            reason = ""
+    connection = app.connection_for_write(transport_options=options)
+    try:
+        _connect(connection, deadline)
+        with _socket_deadline(connection, deadline):
+            _declare_topology_once(connection)
+            channel = connection.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(tracker.on_ack)
+            channel.events["basic_nack"].add(tracker.on_nack)
+            producer = Producer(channel)
+            for message in messages:
+                app.send_task(
+                    message["task_name"],
+                    kwargs=message["kwargs"],
+                    task_id=str(message["message_id"]),
+                    headers=message["headers"],
+                    producer=producer,
+                    retry=False,
+                    timeout=deadline.remaining(),
+                )
+            while tracker.unsettled:
+                connection.drain_events(timeout=deadline.remaining())
+    except BROKER_ERRORS as error:
+        _drop(connection)  # closing would wait for a blocked broker's reply
+        reason = deadline.explain() if deadline.expired else str(error) or repr(error)
+    else:
+        reason = ""
+        _close(connection)
     return tracker.outcome(ids, unsettled_reason=reason)
 
 
@@ -238,6 +239,18 @@ def _socket_deadline(connection: Connection, deadline: Deadline) -> Iterator[Non
 def _nacked(error: BaseException) -> bool:
     # Celery re-raises py-amqp's MessageNacked as kombu's OperationalError.
     return isinstance(error, MessageNacked) or isinstance(error.__cause__, MessageNacked)
+
+
+def _close(connection: Connection) -> None:
+    """Close with the handshake, within BROKER_CONNECTION_TIMEOUT; else just drop it.
+
+    The confirms are in by then: a broker that stops answering now changes none of them.
+    """
+    try:
+        connection.connection.transport.sock.settimeout(settings.BROKER_CONNECTION_TIMEOUT)
+        connection.release()
+    except BROKER_ERRORS:
+        _drop(connection)
 
 
 def _drop(connection: Connection) -> None:
