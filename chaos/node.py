@@ -10,8 +10,8 @@ rabbitmqctl call names it with -n.
         node.clear_alarms()
 
     python -m chaos.node start --port 5691 [--dir DIR]   # prints its URL
-    python -m chaos.node alarm memory|disk|clear [--dir DIR]
-    python -m chaos.node stop [--dir DIR]
+    python -m chaos.node alarm memory|disk|clear --port 5691 [--dir DIR]
+    python -m chaos.node stop --port 5691 [--dir DIR]
 """
 
 import argparse
@@ -36,7 +36,7 @@ class PrivateNode:
     """A single RabbitMQ node on `port` (distribution on port + 20000)."""
 
     def __init__(self, *, name: str = "private", port: int, directory: Path | None = None) -> None:
-        self.directory = Path(directory or Path(tempfile.gettempdir()) / f"orderflow-node-{name}")
+        self.directory = Path(directory or default_directory(name, port))
         self._cluster = RabbitCluster(
             directory=self.directory, size=1, base_port=port, prefix=f"{name}-n"
         )
@@ -112,6 +112,11 @@ class PrivateNode:
         self.stop()
 
 
+def default_directory(name: str, port: int) -> Path:
+    """Per name and port: two nodes on one machine (two test runs) never share one."""
+    return Path(tempfile.gettempdir()) / f"orderflow-node-{name}-{port}"
+
+
 def _listening(port: int) -> bool:
     with socket.socket() as probe:
         probe.settimeout(1)
@@ -131,7 +136,7 @@ def main(argv: list[str]) -> int:
             node = PrivateNode(name=args.name, port=args.port, directory=args.dir).start()
             print(node.url())
             return 0
-        directory = args.dir or Path(tempfile.gettempdir()) / f"orderflow-node-{args.name}"
+        directory = args.dir or default_directory(args.name, args.port)
         node = PrivateNode.load(directory)
         if args.command == "stop":
             node.stop()
