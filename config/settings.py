@@ -55,8 +55,10 @@ SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", defa
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
-# Seconds to wait for the broker when connecting; the API never waits longer than this.
+# Seconds to wait for the broker when connecting (a publish: at most BROKER_PUBLISH_TIMEOUT).
 BROKER_CONNECTION_TIMEOUT = env.float("BROKER_CONNECTION_TIMEOUT", default=2.0)
+# Seconds one publish may take in all (connect, write, confirm); then it is left to the relay.
+BROKER_PUBLISH_TIMEOUT = env.float("BROKER_PUBLISH_TIMEOUT", default=2.0)
 # AMQP heartbeat of the workers' connections, seconds: a worker cut off from the broker is
 # given up (and its unacked messages redelivered) after about twice this.
 BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)

@@ -2,17 +2,20 @@
 
 `CELERY_BROKER_URL` may name several nodes of a cluster separated by ';' (kombu failover):
 a publish that loses its node is retried once on each other node, and only a confirmed
-publish counts.
+publish counts. Every publish, of one message or of a batch, ends within
+BROKER_PUBLISH_TIMEOUT, confirmed or not.
 """
 
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
-from amqp.exceptions import AMQPError
+from amqp.exceptions import AMQPError, MessageNacked
 from django.conf import settings
-from kombu import Producer
+from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
 
 from config.celery import app
@@ -21,10 +24,50 @@ from .topology import declare_topology
 
 logger = logging.getLogger(__name__)
 
-# What a publish can raise when the broker is down, restarting or refuses the message.
-BROKER_ERRORS: tuple[type[BaseException], ...] = (OperationalError, AMQPError, OSError)
+# What a publish can raise when the broker is down, restarting, refuses the message (a nack)
+# or does not confirm it in time (socket timeouts are OSErrors).
+BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    AMQPError,
+    MessageNacked,
+    OSError,
+)
 
 _topology_declared = False
+
+NACKED = "refused (nacked) by the broker"
+
+
+class NotConfirmed(AMQPError):
+    """The broker refused (nacked) a message, or did not confirm it within the deadline."""
+
+
+class Deadline:
+    """BROKER_PUBLISH_TIMEOUT from now: each wait of one publish gets what is left of it.
+
+    A broker under a memory or disk alarm accepts connections, then stops reading from a
+    connection that publishes (RabbitMQ's connection.blocked, which py-amqp only reports):
+    the write lands in the socket buffer and the confirm never comes. Without a deadline the
+    publish waits for as long as the alarm lasts.
+    """
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = settings.BROKER_PUBLISH_TIMEOUT if seconds is None else seconds
+        self._end = time.monotonic() + self.seconds
+
+    @property
+    def expired(self) -> bool:
+        return time.monotonic() >= self._end
+
+    def remaining(self) -> float:
+        """Seconds left; NotConfirmed once there are none."""
+        left = self._end - time.monotonic()
+        if left <= 0:
+            raise NotConfirmed(self.explain())
+        return left
+
+    def explain(self) -> str:
+        return f"not confirmed within {self.seconds:g}s (BROKER_PUBLISH_TIMEOUT)"
 
 
 def broker_nodes(url: str) -> list[str]:
@@ -38,80 +81,181 @@ def failover_retries() -> int:
 
 
 def send_message(*, task_name: str, message_id: uuid.UUID, kwargs: dict, headers: dict) -> None:
-    """Publish one task message and wait for the broker's confirm.
+    """Publish one task message and wait for the broker's confirm, within BROKER_PUBLISH_TIMEOUT.
 
-    On a connection error (the node went away, before or during the confirm) kombu switches to
-    the next node of a failover list and publishes again, once per other node, without
-    waiting; with one node there is no retry. A message that still cannot be published stays
-    in the outbox for the relay.
+    Connect, write and the confirm wait all share one deadline; past it, or on a nack, a
+    BROKER_ERRORS error is raised and the message stays in the outbox for the relay. On an
+    error (the node went away, a nack, no confirm in time) the next node of a failover list
+    is tried, once per other node, while time is left. The connection a publish failed on is
+    dropped, not handed back to the pool as it is: it may be blocked by an alarm or still owe
+    a confirm, which the next publish on it would take for its own.
     """
-    retries = failover_retries()
+    deadline = Deadline()
+    attempts = failover_retries() + 1
     with app.producer_or_acquire() as producer:
-        _declare_topology_once(producer.connection)
-        app.send_task(
-            task_name,
-            kwargs=kwargs,
-            task_id=str(message_id),
-            headers=headers,
-            producer=producer,
-            retry=retries > 0,
-            retry_policy={
-                "max_retries": retries,
-                "interval_start": 0,
-                "interval_step": 0,
-                "interval_max": 0,
-            },
-        )
+        for attempt in range(1, attempts + 1):
+            try:
+                _connect(producer.connection, deadline)
+                with _socket_deadline(producer.connection, deadline):
+                    _declare_topology_once(producer.connection)
+                    remaining = deadline.remaining()
+                    app.send_task(
+                        task_name,
+                        kwargs=kwargs,
+                        task_id=str(message_id),
+                        headers=headers,
+                        producer=producer,
+                        retry=False,
+                        timeout=remaining,  # the write (py-amqp basic_publish)
+                        confirm_timeout=remaining,  # the confirm (basic_publish_confirm)
+                    )
+                return
+            except BROKER_ERRORS as error:
+                _drop(producer.connection)
+                if deadline.expired:
+                    raise NotConfirmed(f"{deadline.explain()}: {error}") from error
+                if _nacked(error):
+                    raise NotConfirmed(NACKED) from error
+                if attempt == attempts:
+                    raise
+                producer.connection.maybe_switch_next()
+                producer.revive(producer.connection)
 
 
-class BatchNotConfirmed(AMQPError):
-    """The broker refused (nacked) or did not confirm a batch in time."""
+@dataclass
+class Confirms:
+    """What the broker answered for each message of a batch, by message id."""
+
+    confirmed: set[uuid.UUID] = field(default_factory=set)
+    failed: dict[uuid.UUID, str] = field(default_factory=dict)  # id -> why not confirmed
 
 
-def send_messages(messages: Sequence[dict], *, confirm_timeout: float = 30) -> None:
-    """Publish task messages in one go, then wait once until the broker has confirmed all.
+def send_messages(messages: Sequence[dict], *, timeout: float | None = None) -> Confirms:
+    """Publish task messages in one go, then collect the broker's confirm of each.
 
     For the relay: one round trip per batch instead of one per message. Each item holds
-    task_name, message_id, kwargs and headers. Raises a BROKER_ERRORS error, in which case
-    none of the batch counts as published (some may have been: consumers apply an id once).
+    task_name, message_id, kwargs and headers. Every message counts on its own: an ack
+    confirms it (a `multiple` ack, every earlier one too), a nack refuses it; what has neither
+    when the deadline (BROKER_PUBLISH_TIMEOUT unless `timeout`) passes or the connection
+    fails is not confirmed. Never raises a broker error: what failed is in the result.
     """
+    deadline = Deadline(timeout)
+    ids = [message["message_id"] for message in messages]
+    tracker = _ConfirmTracker(len(ids))
     # Confirms handled here, not by py-amqp's per-publish wait.
     options = {**app.conf.broker_transport_options, "confirm_publish": False}
-    with app.connection_for_write(transport_options=options) as connection:
-        # Each node of a failover list once (kombu switches node on every failed attempt).
-        connection.ensure_connection(max_retries=max(1, failover_retries()))
-        _declare_topology_once(connection)
-        channel = connection.channel()
-        channel.confirm_select()
-        outcome = {"acked": 0, "nacked": False}
+    connection = app.connection_for_write(transport_options=options)
+    try:
+        _connect(connection, deadline)
+        with _socket_deadline(connection, deadline):
+            _declare_topology_once(connection)
+            channel = connection.channel()
+            channel.confirm_select()
+            channel.events["basic_ack"].add(tracker.on_ack)
+            channel.events["basic_nack"].add(tracker.on_nack)
+            producer = Producer(channel)
+            for message in messages:
+                app.send_task(
+                    message["task_name"],
+                    kwargs=message["kwargs"],
+                    task_id=str(message["message_id"]),
+                    headers=message["headers"],
+                    producer=producer,
+                    retry=False,
+                    timeout=deadline.remaining(),
+                )
+            while tracker.unsettled:
+                connection.drain_events(timeout=deadline.remaining())
+    except BROKER_ERRORS as error:
+        _drop(connection)  # closing would wait for a blocked broker's reply
+        reason = deadline.explain() if deadline.expired else str(error) or repr(error)
+    else:
+        reason = ""
+        _close(connection)
+    return tracker.outcome(ids, unsettled_reason=reason)
 
-        def on_ack(delivery_tag: int, multiple: bool) -> None:
-            outcome["acked"] = delivery_tag if multiple else max(outcome["acked"], delivery_tag)
 
-        def on_nack(delivery_tag: int, multiple: bool) -> None:
-            outcome["nacked"] = True
+class _ConfirmTracker:
+    """Acks and nacks of one fresh confirm-mode channel, whose delivery tags run 1..n."""
 
-        channel.events["basic_ack"].add(on_ack)
-        channel.events["basic_nack"].add(on_nack)
-        producer = Producer(channel)
-        for message in messages:
-            app.send_task(
-                message["task_name"],
-                kwargs=message["kwargs"],
-                task_id=str(message["message_id"]),
-                headers=message["headers"],
-                producer=producer,
-                retry=False,
-            )
-        # Delivery tags run 1..n on a fresh channel; an ack may cover all before it.
-        deadline = time.monotonic() + confirm_timeout
-        while outcome["acked"] < len(messages) and not outcome["nacked"]:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise BatchNotConfirmed(f"{len(messages)} message(s) not confirmed in time")
-            connection.drain_events(timeout=remaining)
-        if outcome["nacked"]:
-            raise BatchNotConfirmed("the broker refused (nacked) a message of the batch")
+    def __init__(self, count: int) -> None:
+        self.unsettled = set(range(1, count + 1))
+        self.acked: set[int] = set()
+        self.nacked: set[int] = set()
+
+    def on_ack(self, delivery_tag: int, multiple: bool) -> None:
+        self.acked |= self._settle(delivery_tag, multiple)
+
+    def on_nack(self, delivery_tag: int, multiple: bool) -> None:
+        self.nacked |= self._settle(delivery_tag, multiple)
+
+    def _settle(self, delivery_tag: int, multiple: bool) -> set[int]:
+        tags = {t for t in self.unsettled if t <= delivery_tag} if multiple else {delivery_tag}
+        tags &= self.unsettled
+        self.unsettled -= tags
+        return tags
+
+    def outcome(self, ids: list[uuid.UUID], *, unsettled_reason: str) -> Confirms:
+        confirms = Confirms()
+        for tag, message_id in enumerate(ids, start=1):
+            if tag in self.acked:
+                confirms.confirmed.add(message_id)
+            elif tag in self.nacked:
+                confirms.failed[message_id] = NACKED
+            else:
+                confirms.failed[message_id] = unsettled_reason or "not confirmed"
+        return confirms
+
+
+def _connect(connection: Connection, deadline: Deadline) -> None:
+    """Connect, if not connected yet, trying each node once, within the deadline."""
+    if connection.connected:
+        return
+    configured = connection.connect_timeout
+    # A pooled connection: its own connect timeout is put back for whoever uses it next.
+    connection.connect_timeout = min(configured or deadline.seconds, deadline.remaining())
+    try:
+        connection.ensure_connection(
+            max_retries=failover_retries(),
+            interval_start=0,
+            interval_step=0,
+            interval_max=0,
+            timeout=deadline.remaining(),
+        )
+    finally:
+        connection.connect_timeout = configured
+
+
+@contextmanager
+def _socket_deadline(connection: Connection, deadline: Deadline) -> Iterator[None]:
+    """Every socket read and write inside waits at most what is left of the deadline.
+
+    py-amqp's own waits without a timeout (a declare's reply, say) keep the socket's.
+    """
+    with connection.connection.transport.having_timeout(deadline.remaining()):
+        yield
+
+
+def _nacked(error: BaseException) -> bool:
+    # Celery re-raises py-amqp's MessageNacked as kombu's OperationalError.
+    return isinstance(error, MessageNacked) or isinstance(error.__cause__, MessageNacked)
+
+
+def _close(connection: Connection) -> None:
+    """Close with the handshake, within BROKER_CONNECTION_TIMEOUT; else just drop it.
+
+    The confirms are in by then: a broker that stops answering now changes none of them.
+    """
+    try:
+        connection.connection.transport.sock.settimeout(settings.BROKER_CONNECTION_TIMEOUT)
+        connection.release()
+    except BROKER_ERRORS:
+        _drop(connection)
+
+
+def _drop(connection: Connection) -> None:
+    """Forget a connection without the close handshake; its next use connects afresh."""
+    connection.collect()
 
 
 def _declare_topology_once(connection) -> None:

@@ -56,6 +56,9 @@ def enqueue(
 def publish_committed(message: OutboxMessage) -> bool:
     """Publish a message its own process just committed, then mark it published.
 
+    The publish waits at most BROKER_PUBLISH_TIMEOUT (messaging.broker.send_message); on a
+    broker error, a nack or no confirm in time, the row stays unpublished, with the attempt
+    and the error recorded, for the relay, and the caller carries on.
     No row lock here: the relay only takes rows older than its --min-age, and should both
     publish one, consumers apply a message id once.
     """
@@ -89,9 +92,10 @@ def publish_pending(
     """Publish unpublished outbox rows (all, or those in `ids`); return how many went out.
 
     Rows are locked with SKIP LOCKED, so any number of relays never publish one row at the
-    same time. The batch is published in one go and confirmed once (messaging.broker
-    .send_messages); if the broker errs or does not confirm, every row of the batch stays
-    unpublished, with the error recorded, for the next pass.
+    same time. The batch is published in one go (messaging.broker.send_messages) and each
+    row counts on its own: those the broker confirmed are marked published, the others (a
+    nack, no confirm within BROKER_PUBLISH_TIMEOUT, a lost connection) stay unpublished
+    with their error recorded, for the next pass.
     """
     with transaction.atomic():
         pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
@@ -105,25 +109,29 @@ def publish_pending(
         if not batch:
             return 0
 
-        try:
-            send_messages(
-                [
-                    {
-                        "task_name": message.task_name,
-                        "message_id": message.id,
-                        "kwargs": message.kwargs,
-                        "headers": message.headers,
-                    }
-                    for message in batch
-                ]
-            )
-        except BROKER_ERRORS as error:
-            logger.warning("outbox batch of %s not confirmed, kept: %s", len(batch), error)
-            OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(
-                attempts=F("attempts") + 1, last_error=str(error)[:2000]
-            )
-            return 0
-        OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(
-            published_at=timezone.now()
+        confirms = send_messages(
+            [
+                {
+                    "task_name": message.task_name,
+                    "message_id": message.id,
+                    "kwargs": message.kwargs,
+                    "headers": message.headers,
+                }
+                for message in batch
+            ]
         )
-    return len(batch)
+        if confirms.confirmed:
+            OutboxMessage.objects.filter(id__in=confirms.confirmed).update(
+                published_at=timezone.now()
+            )
+        by_error: dict[str, list[uuid.UUID]] = {}
+        for message_id, error in confirms.failed.items():
+            by_error.setdefault(error, []).append(message_id)
+        for error, failed_ids in by_error.items():
+            logger.warning(
+                "outbox: %s of %s not confirmed, kept: %s", len(failed_ids), len(batch), error
+            )
+            OutboxMessage.objects.filter(id__in=failed_ids).update(
+                attempts=F("attempts") + 1, last_error=error[:2000]
+            )
+    return len(confirms.confirmed)

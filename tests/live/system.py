@@ -78,7 +78,8 @@ class LiveSystem:
     static_root: Path
 
     @classmethod
-    def start(cls, *, db_url: str, broker_url: str) -> "LiveSystem":
+    def start(cls, *, db_url: str, broker_url: str, **env: str) -> "LiveSystem":
+        """Start every process; `env` adds settings (BROKER_PUBLISH_TIMEOUT="1") to them all."""
         reset_topology(broker_url)
         static_root = collect_static(process_env(db_url, broker_url))
         proxy = TcpProxy(_host_port(broker_url)).start()
@@ -89,22 +90,24 @@ class LiveSystem:
             broker_url=broker_url,
             proxy=proxy,
             worker=ManagedProcess(
-                "worker", celery_worker_argv(hostname="itest@%h"), process_env(db_url, broker_url)
+                "worker",
+                celery_worker_argv(hostname="itest@%h"),
+                process_env(db_url, broker_url, **env),
             ),
             web=ManagedProcess(
                 "web",
                 gunicorn_argv(port=port, extra=("--access-logfile", "-")),
-                process_env(db_url, proxied, STATIC_ROOT=str(static_root)),
+                process_env(db_url, proxied, STATIC_ROOT=str(static_root), **env),
             ),
             relay=ManagedProcess(
                 "relay",
                 python_argv("manage.py", "relay_outbox", "--interval", "0.2", "--min-age", "0.5"),
-                process_env(db_url, proxied),
+                process_env(db_url, proxied, **env),
             ),
             deadletters=ManagedProcess(
                 "deadletters",
                 python_argv("manage.py", "consume_dead_letters"),
-                process_env(db_url, broker_url),
+                process_env(db_url, broker_url, **env),
             ),
             base_url=f"http://127.0.0.1:{port}",
             static_root=static_root,

@@ -8,6 +8,7 @@ import pytest
 from kombu.exceptions import OperationalError
 
 from messaging import outbox
+from messaging.broker import Confirms
 
 
 class RecordingBroker:
@@ -36,10 +37,17 @@ class RecordingBroker:
                 }
             )
 
-    def send_batch(self, messages: list[dict]) -> None:
-        """Stands in for messaging.broker.send_messages: publishes in order until an error."""
+    def send_batch(self, messages: list[dict]) -> Confirms:
+        """Stands in for messaging.broker.send_messages: each message confirmed or not."""
+        confirms = Confirms()
         for message in messages:
-            self(**message)
+            try:
+                self(**message)
+            except OperationalError as error:
+                confirms.failed[message["message_id"]] = str(error)
+            else:
+                confirms.confirmed.add(message["message_id"])
+        return confirms
 
     @property
     def task_ids(self) -> list[uuid.UUID]:

@@ -1,18 +1,16 @@
 """The transactional outbox: a row with its cause, published after commit or by the relay."""
 
+import threading
 import uuid
 from collections import Counter
-from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from messaging import broker as broker_module
 from messaging import outbox
 from messaging.models import OutboxMessage
 from ordering import services as order_services
@@ -140,22 +138,25 @@ def test_with_publish_on_commit_off_the_row_is_left_to_the_relay(
 # --- publish_pending(): the relay ------------------------------------------------------------
 
 
-def test_a_broker_error_keeps_the_whole_unconfirmed_batch_and_records_the_attempt(broker):
+def test_a_message_the_broker_does_not_confirm_is_kept_and_the_rest_of_its_batch_published(
+    broker,
+):
     first, failing, after = OutboxMessageFactory.create_batch(3)
     placed([first, failing, after], minutes_ago=[3, 2, 1])
     broker.down_for = {failing.id}
 
     published = outbox.publish_pending()
 
-    # The batch is confirmed as a whole: `first` may have reached the broker, but without a
-    # confirm it is not counted as published (a second copy later is harmless).
-    assert published == 0
-    assert broker.task_ids == [first.id]
-    assert unpublished_ids() == {first.id, failing.id, after.id}
-    for row in (first, failing, after):
+    # Each confirm counts on its own: one refused message keeps only itself back.
+    assert published == 2
+    assert broker.task_ids == [first.id, after.id]
+    assert unpublished_ids() == {failing.id}
+    failing.refresh_from_db()
+    assert failing.attempts == 1
+    assert "Connection refused" in failing.last_error
+    for row in (first, after):
         row.refresh_from_db()
-        assert row.attempts == 1
-        assert "Connection refused" in row.last_error
+        assert (row.attempts, row.last_error) == (0, "")
 
 
 def test_a_row_that_failed_before_is_published_once_the_broker_is_back(broker):
@@ -265,6 +266,38 @@ def test_two_relays_at_once_publish_each_row_exactly_once(broker):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_relay_skips_the_row_another_relay_is_publishing_instead_of_waiting(broker, monkeypatch):
+    """Two relays, one row: the second passes it by while the first holds it (SKIP LOCKED)."""
+    row = OutboxMessageFactory()
+    publishing, finish = threading.Event(), threading.Event()
+
+    def slow_batch(messages):
+        publishing.set()
+        finish.wait(timeout=10)
+        return broker.send_batch(messages)
+
+    monkeypatch.setattr(outbox, "send_messages", slow_batch)
+    first = threading.Thread(target=lambda: (outbox.publish_pending(), connection.close()))
+    first.start()
+    assert publishing.wait(timeout=10)
+    second_result: list[int] = []
+    second = threading.Thread(
+        target=lambda: (second_result.append(outbox.publish_pending()), connection.close())
+    )
+    second.start()
+    second.join(timeout=3)
+    second_waited = second.is_alive()
+    finish.set()
+    first.join(timeout=10)
+    second.join(timeout=10)
+
+    assert not second_waited, "the second relay waited for the first one's row lock"
+    assert second_result == [0]
+    assert broker.task_ids == [row.id]
+    assert unpublished_ids() == set()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_two_single_passes_at_once_over_the_same_rows_publish_each_once(broker):
     rows = OutboxMessageFactory.create_batch(50)
     broker.delay = 0.002
@@ -275,54 +308,6 @@ def test_two_single_passes_at_once_over_the_same_rows_publish_each_once(broker):
     assert sum(results) == 50  # each skips the rows the other has locked
     assert Counter(broker.task_ids) == Counter({row.id: 1 for row in rows})
     assert unpublished_ids() == set()
-
-
-# --- the broker publish itself -------------------------------------------------------------
-
-
-def test_send_message_publishes_a_task_whose_id_is_the_outbox_row_id(monkeypatch):
-    producer = SimpleNamespace(connection="the connection")
-    declared, sent = [], []
-
-    @contextmanager
-    def producer_or_acquire():
-        yield producer
-
-    monkeypatch.setattr(broker_module.app, "producer_or_acquire", producer_or_acquire)
-    monkeypatch.setattr(
-        broker_module.app, "send_task", lambda name, **options: sent.append((name, options))
-    )
-    monkeypatch.setattr(broker_module, "declare_topology", declared.append)
-    monkeypatch.setattr(broker_module, "_topology_declared", False)
-    first, second = uuid.uuid4(), uuid.uuid4()
-
-    for message_id in (first, second):
-        broker_module.send_message(
-            task_name="fraud.screen_order",
-            message_id=message_id,
-            kwargs={"order_id": "42"},
-            headers={"h": "v"},
-        )
-
-    assert declared == ["the connection"]  # the topology once per process, before publishing
-    assert sent[0] == (
-        "fraud.screen_order",
-        {
-            "kwargs": {"order_id": "42"},
-            "task_id": str(first),
-            "headers": {"h": "v"},
-            "producer": producer,
-            # One node: no retry, a failed publish stays in the outbox for the relay.
-            "retry": False,
-            "retry_policy": {
-                "max_retries": 0,
-                "interval_start": 0,
-                "interval_step": 0,
-                "interval_max": 0,
-            },
-        },
-    )
-    assert sent[1][1]["task_id"] == str(second)
 
 
 # --- ordering.services.create_order() writes its message through the outbox --------------

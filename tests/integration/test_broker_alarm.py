@@ -1,0 +1,104 @@
+"""A RabbitMQ memory alarm under the real system: orders are still accepted, and all finish.
+
+Under an alarm RabbitMQ blocks every connection that publishes and confirms nothing, so each
+after-commit publish in the web process can only wait out BROKER_PUBLISH_TIMEOUT. The node is
+a private one (tests/live/node.py), since raising an alarm blocks every client of a node.
+"""
+
+import time
+import uuid
+
+import pytest
+from django.db import connection
+from rest_framework.authtoken.models import Token
+
+from chaos.http import ApiClient
+from messaging.models import OutboxMessage
+from ordering.models import Order
+from ordering.state_machine import TERMINAL_STATUSES
+
+from ..factories import UserFactory
+from ..live.node import private_node
+from ..live.system import LiveSystem, database_url
+from ..live.wait import wait_until
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(180)]
+
+# The issue's 30 s of alarm, shortened: still many deadlines long, with orders all along.
+ALARM_SECONDS = 12
+DEADLINE = 1.0  # BROKER_PUBLISH_TIMEOUT of every process here
+LATENCY = 1.0  # a request's own time on a busy 2-core test machine, on top of the deadline
+ORDER = {"product_name": "Teapot", "quantity": 1, "unit_price": "20.00"}
+
+
+@pytest.fixture(scope="module")
+def alarm_system(live_system, django_db_blocker):
+    """A second live system, on a private node, sharing the suite's database.
+
+    The suite's relay would publish this system's outbox rows to the suite's broker, around
+    the alarm, so it is paused meanwhile.
+    """
+    live_system.relay.stop()
+    try:
+        with private_node("alarm") as node:
+            with django_db_blocker.unblock():
+                db_url = database_url(connection.settings_dict)
+            system = LiveSystem.start(
+                db_url=db_url, broker_url=node.url(), BROKER_PUBLISH_TIMEOUT=str(DEADLINE)
+            )
+            try:
+                yield node, system
+            finally:
+                node.clear_alarms()
+                system.stop()
+    finally:
+        live_system.relay.start()
+        live_system.relay.wait_for_output("relay started")
+
+
+def test_under_a_memory_alarm_every_order_is_accepted_in_time_and_completes_after_it(
+    alarm_system, transactional_db
+):
+    node, system = alarm_system
+    api = ApiClient(system.base_url, Token.objects.create(user=UserFactory()).key)
+    assert api.post("/api/orders/", ORDER).status == 201  # warm: pooled broker connections
+
+    node.memory_alarm()
+    order_ids, answer_times = [], []
+    try:
+        alarm_ends = time.monotonic() + ALARM_SECONDS
+        while time.monotonic() < alarm_ends:
+            started = time.monotonic()
+            response = api.post("/api/orders/", ORDER)
+            answer_times.append(time.monotonic() - started)
+            assert response.status == 201, response.body
+            order_ids.append(uuid.UUID(response.body["id"]))
+        assert node.alarms(), "the alarm did not hold for the whole run"
+        held = list(
+            OutboxMessage.objects.filter(published_at__isnull=True).values_list(
+                "attempts", flat=True
+            )
+        )
+    finally:
+        # Before anything else: the database flush after the test must not wait behind a
+        # process stuck on the blocked broker.
+        node.clear_alarms()
+
+    assert max(answer_times) < DEADLINE + LATENCY, answer_times
+    assert len(order_ids) >= ALARM_SECONDS / (DEADLINE + LATENCY)
+    # Nothing was confirmed during the alarm: every order's message waited in the outbox,
+    # tried (by the web process, then the relay) and kept.
+    assert len(held) >= len(order_ids)
+    assert all(attempts >= 1 for attempts in held)
+
+    wait_until(
+        lambda: (
+            Order.objects.filter(pk__in=order_ids, status__in=TERMINAL_STATUSES).count()
+            == len(order_ids)
+        ),
+        timeout=60,
+        what="every order accepted during the alarm to finish",
+    )
+    statuses = set(Order.objects.filter(pk__in=order_ids).values_list("status", flat=True))
+    assert statuses == {"PROCESSED"}
+    assert not OutboxMessage.objects.filter(published_at__isnull=True).exists()
