@@ -1,3 +1,4 @@
+from amqp.exceptions import PreconditionFailed
 from django.core.management.base import BaseCommand, CommandError
 
 from config.celery import app
@@ -21,5 +22,15 @@ class Command(BaseCommand):
                     self.stdout.write("dead_letter queue replaced with this release's arguments")
             except ApplicationError as error:
                 raise CommandError(error.message) from error
-            declare_topology(connection)
+            try:
+                declare_topology(connection)
+            except PreconditionFailed as error:
+                # An older release declared a work queue with other arguments (a delivery
+                # limit of 5, say): fail the release, which leaves the old version running.
+                raise CommandError(
+                    f"{error.reply_text}. RabbitMQ cannot change a queue's arguments. Either "
+                    "set BROKER_DELIVERY_LIMIT to the queue's current value, or stop the "
+                    "workers, let fraud and billing drain, delete them and release again "
+                    "(docs/reliability.md, x-delivery-limit)."
+                ) from error
         self.stdout.write("broker topology declared")
