@@ -32,7 +32,9 @@ class InsertOnlyView(APIView):
         payload.is_valid(raise_exception=True)
         fields = payload.validated_data
         order = Order.objects.create(
-            buyer=request.user, total=fields["quantity"] * fields["unit_price"], **fields
+            buyer=request.user,
+            total_minor=fields["quantity"] * fields["unit_price_minor"],
+            **fields,
         )
         return Response({"id": str(order.id)}, status=status.HTTP_201_CREATED)
 

@@ -8,7 +8,6 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
-from decimal import Decimal
 from pathlib import Path
 
 import psutil
@@ -111,7 +110,7 @@ def create_orders(*, buyers: list, orders: int, label: str) -> list:
             buyer=buyers[n % len(buyers)],
             product_name=f"{label} {n}",
             quantity=1,
-            unit_price=Decimal("25.00"),
+            unit_price_minor=2500,
             currency="EUR",
         ).order.id
         for n in range(orders)

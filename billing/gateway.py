@@ -5,7 +5,6 @@ default the fake one, fakegateway.gateway.FakeGateway).
 """
 
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import cache
 from typing import Protocol
 
@@ -20,9 +19,10 @@ class GatewayCharge:
 
 class PaymentGateway(Protocol):
     def charge(
-        self, *, idempotency_key: str, amount: Decimal, currency: str, order_ref: str
+        self, *, idempotency_key: str, amount_minor: int, currency: str, order_ref: str
     ) -> GatewayCharge:
-        """Charge once per idempotency key; a repeat returns the first answer.
+        """Charge `amount_minor` (integer minor units: 1999 is 19.99 EUR, as payment APIs
+        such as Stripe's take it) once per idempotency key; a repeat returns the first answer.
 
         Raises PaymentDeclined, GatewayTimeout or GatewayUnavailable.
         """

@@ -2,6 +2,8 @@
 
 from django.db import models
 
+from core import money
+
 
 class Charge(models.Model):
     """Our side of charging an order: at most one per order, enforced by the database."""
@@ -12,7 +14,8 @@ class Charge(models.Model):
         DECLINED = "DECLINED", "Declined"
 
     order = models.OneToOneField("ordering.Order", on_delete=models.PROTECT, related_name="charge")
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    # In integer minor units of `currency` (core.money), as the gateway takes it.
+    amount_minor = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     # The gateway's id for the charge, or its reason for declining.
@@ -25,4 +28,4 @@ class Charge(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
-        return f"{self.order_id}: {self.amount} {self.currency} {self.status}"
+        return f"{self.order_id}: {money.display(self.amount_minor, self.currency)} {self.status}"

@@ -2,13 +2,11 @@
 
 import logging
 import uuid
-from decimal import Decimal
 
 from django.db import connection
 from django.utils import timezone
 
 from core.errors import TransientError
-from messaging.idempotency import db_uuid
 from ordering import selectors as order_selectors
 from ordering import services as order_services
 from ordering.state_machine import OrderStatus
@@ -37,7 +35,7 @@ def charge(*, order_id: uuid.UUID, message_id: uuid.UUID) -> None:
     try:
         result = get_gateway().charge(
             idempotency_key=str(order.id),
-            amount=charge_row.amount,
+            amount_minor=charge_row.amount_minor,
             currency=charge_row.currency,
             order_ref=str(order.id),
         )
@@ -54,17 +52,30 @@ def _start_attempt(order) -> Charge:
     """The order's one Charge, created on the first attempt, its attempts counted: one upsert."""
     table = Charge._meta.db_table
     now = timezone.now()
+    values = {
+        "order": order.id,
+        "amount_minor": order.total_minor,
+        "currency": order.currency,
+        "status": Charge.Status.PENDING,
+        "created_at": now,
+        "updated_at": now,
+    }
+    # Each value as its field writes it, so the statement is the same on every database.
+    fields = [Charge._meta.get_field(name) for name in values]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (order_id, amount, currency, status, gateway_reference,"  # noqa: S608 - our table
-            " decline_reason, attempts, last_error, created_at, updated_at)"
-            " VALUES (%s, %s, %s, %s, '', '', 1, '', %s, %s)"
+            f"INSERT INTO {table} ({', '.join(field.column for field in fields)},"  # noqa: S608 - our table
+            " gateway_reference, decline_reason, attempts, last_error)"
+            f" VALUES ({', '.join(['%s'] * len(fields))}, '', '', 1, '')"
             f" ON CONFLICT (order_id) DO UPDATE SET attempts = {table}.attempts + 1,"
-            " updated_at = EXCLUDED.updated_at RETURNING id, amount, currency",
-            [db_uuid(order.id), order.total, order.currency, Charge.Status.PENDING, now, now],
+            " updated_at = EXCLUDED.updated_at RETURNING id, amount_minor, currency",
+            [
+                field.get_db_prep_value(value, connection)
+                for field, value in zip(fields, values.values(), strict=True)
+            ],
         )
-        charge_id, amount, currency = cursor.fetchone()
-    return Charge(id=charge_id, order_id=order.id, amount=Decimal(str(amount)), currency=currency)
+        charge_id, amount_minor, currency = cursor.fetchone()
+    return Charge(id=charge_id, order_id=order.id, amount_minor=amount_minor, currency=currency)
 
 
 def _settle(

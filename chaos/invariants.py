@@ -13,6 +13,7 @@ from itertools import pairwise
 
 from django.db.models import Count, Exists, OuterRef
 
+from core import money
 from fakegateway.models import FakeGatewayCharge
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
@@ -202,13 +203,13 @@ def _charged_is_processed() -> Check:
     charges = list(
         FakeGatewayCharge.objects.filter(outcome=CHARGED)
         .order_by("order_ref", "id")
-        .values_list("order_ref", "amount", "currency")
+        .values_list("order_ref", "amount_minor", "currency")
     )
     processed = {
         str(order_id): (total, currency)
         for order_id, total, currency in Order.objects.filter(status=S.PROCESSED)
         .order_by("id")
-        .values_list("id", "total", "currency")
+        .values_list("id", "total_minor", "currency")
     }
     charged_refs = {order_ref for order_ref, _, _ in charges}
     not_processed = sorted(charged_refs - processed.keys())
@@ -226,8 +227,8 @@ def _charged_is_processed() -> Check:
     ]
     problems += [f"order {order_ref} PROCESSED, but never charged" for order_ref in not_charged]
     problems += [
-        f"order {order_ref} charged {amount} {currency}, "
-        f"its total is {processed[order_ref][0]} {processed[order_ref][1]}"
+        f"order {order_ref} charged {money.display(amount, currency)}, "
+        f"its total is {money.display(*processed[order_ref])}"
         for order_ref, amount, currency in wrong_amount
     ]
     return Check(

@@ -211,10 +211,14 @@ DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 USES_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
+# SQLite is for development only (scripts/run.sh); what it needs is here and in sqlite_dev/,
+# never in the production modules.
 if USES_SQLITE:
     # Take the write lock when a transaction starts, and wait for it, so the worker, relay
     # and web processes queue up instead of failing with "database is locked".
     DATABASES["default"]["OPTIONS"] = {"transaction_mode": "IMMEDIATE", "timeout": 20}
+    # The dashboard's percentile aggregate, which SQLite lacks.
+    INSTALLED_APPS.append("sqlite_dev")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -6,11 +6,6 @@ class DashboardConfig(AppConfig):
     default = True
     name = "dashboard"
 
-    def ready(self) -> None:
-        from . import aggregates
-
-        aggregates.connect()
-
 
 class OrderflowAdminConfig(admin_apps.AdminConfig):
     """Django's admin, on a site that adds the operations dashboard (dashboard.sites)."""

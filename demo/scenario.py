@@ -20,6 +20,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing.gateway import get_gateway
+from core import money
 from fakegateway.gateway import FakeGateway
 from fakegateway.services import plan_fake_gateway_fault
 from ordering import selectors as order_selectors
@@ -104,13 +105,14 @@ def demo_buyers(*, orders: int, username: str = "demo") -> list:
 def place(*, status: OrderStatus, buyer, rng: random.Random) -> uuid.UUID:
     """Place one order that will end in `status`; returns its id."""
     quantity, unit_price = _amount_for(status, rng)
+    currency = settings.ORDER_DEFAULT_CURRENCY
     with transaction.atomic():  # the order's message is published once this commits
         order = order_services.create_order(
             buyer=buyer,
             product_name=f"Demo {status.label.lower()} {rng.choice(PRODUCTS)}",
             quantity=quantity,
-            unit_price=unit_price,
-            currency=settings.ORDER_DEFAULT_CURRENCY,
+            unit_price_minor=money.to_minor(unit_price, currency),
+            currency=currency,
         ).order
         if status == S.CANCELED:
             order_services.cancel_order(order_id=order.id, actor=buyer)
@@ -125,6 +127,7 @@ PRODUCTS = ("teapot", "kettle", "mug", "notebook", "lamp", "chair", "bicycle", "
 
 
 def _amount_for(status: OrderStatus, rng: random.Random) -> tuple[int, Decimal]:
+    """A quantity and a unit price in major units, as the settings compared with are."""
     fraud_max = settings.FRAUD_MAX_ORDER_AMOUNT
     decline_over = settings.BILLING_FAKE_DECLINE_OVER
     if status == S.CANCELED_FRAUD:
@@ -132,7 +135,7 @@ def _amount_for(status: OrderStatus, rng: random.Random) -> tuple[int, Decimal]:
     if status == S.PAYMENT_FAILED:
         return _split(((decline_over + fraud_max) / 2).quantize(CENT))
     ceiling = min(Decimal(200), decline_over, fraud_max)
-    price = (ceiling * Decimal(rng.uniform(0.05, 1))).quantize(CENT)
+    price = (ceiling * rng.randint(5, 100) / 100).quantize(CENT)
     return 1, max(price, CENT)
 
 

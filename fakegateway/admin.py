@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from billing.admin import ReadOnlyAdmin
+from core import money
 
 from .models import FakeGatewayCharge, FakeGatewayFault
 
@@ -20,6 +21,11 @@ class FakeGatewayChargeAdmin(ReadOnlyAdmin):
     ]
     list_filter = ["outcome"]
     search_fields = ["order_ref", "idempotency_key", "reference"]
+
+    @admin.display(description="amount", ordering="amount_minor")
+    def amount(self, charge: FakeGatewayCharge) -> str:
+        """In major units of its currency; stored in minor units."""
+        return str(money.to_major(charge.amount_minor, charge.currency))
 
 
 @admin.register(FakeGatewayFault)

@@ -8,7 +8,6 @@ import os
 import random
 import time
 import uuid
-from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -16,6 +15,7 @@ from django.db.models import Q
 
 from billing.errors import GatewayRequestRejected, GatewayTimeout, PaymentDeclined
 from billing.gateway import GatewayCharge
+from core import money
 
 from .models import FakeGatewayCharge, FakeGatewayFault
 
@@ -30,7 +30,7 @@ class FakeGateway:
     """
 
     def charge(
-        self, *, idempotency_key: str, amount: Decimal, currency: str, order_ref: str
+        self, *, idempotency_key: str, amount_minor: int, currency: str, order_ref: str
     ) -> GatewayCharge:
         if settings.BILLING_FAKE_LATENCY_MS:
             time.sleep(settings.BILLING_FAKE_LATENCY_MS / 1000)
@@ -39,11 +39,11 @@ class FakeGateway:
             os._exit(70)  # no cleanup, no exception: the process is simply gone
         if timeout == "before":
             raise GatewayTimeout("fake gateway: timed out before charging")
-        entry = self._record(idempotency_key, amount, currency, order_ref)
+        entry = self._record(idempotency_key, amount_minor, currency, order_ref)
         if timeout == "after":
             raise GatewayTimeout("fake gateway: charged, but the answer was lost")
         if entry.outcome == FakeGatewayCharge.Outcome.DECLINED:
-            raise PaymentDeclined(f"card declined for {amount} {currency}")
+            raise PaymentDeclined(f"card declined for {money.display(amount_minor, currency)}")
         return GatewayCharge(reference=entry.reference)
 
     @staticmethod
@@ -70,12 +70,13 @@ class FakeGateway:
         return "crash" if fault.crash else "after" if fault.after_charge else "before"
 
     def _record(
-        self, key: str, amount: Decimal, currency: str, order_ref: str
+        self, key: str, amount_minor: int, currency: str, order_ref: str
     ) -> FakeGatewayCharge:
         """The provider's side, committed on its own like a remote service's would be."""
         outcome = (
             FakeGatewayCharge.Outcome.DECLINED
-            if amount > settings.BILLING_FAKE_DECLINE_OVER
+            # Compared in major units, where the setting is: exact, whatever its decimals.
+            if money.to_major(amount_minor, currency) > settings.BILLING_FAKE_DECLINE_OVER
             else FakeGatewayCharge.Outcome.CHARGED
         )
         try:
@@ -83,7 +84,7 @@ class FakeGateway:
                 entry = FakeGatewayCharge.objects.create(
                     idempotency_key=key,
                     order_ref=order_ref,
-                    amount=amount,
+                    amount_minor=amount_minor,
                     currency=currency,
                     outcome=outcome,
                     reference=f"ch_{uuid.uuid4().hex[:24]}",
@@ -93,9 +94,10 @@ class FakeGateway:
             pass
         with transaction.atomic():
             entry = FakeGatewayCharge.objects.select_for_update().get(idempotency_key=key)
-            if (entry.amount, entry.currency) != (amount, currency):
+            if (entry.amount_minor, entry.currency) != (amount_minor, currency):
                 raise GatewayRequestRejected(
-                    f"idempotency key {key} was used for {entry.amount} {entry.currency}"
+                    f"idempotency key {key} was used for "
+                    f"{money.display(entry.amount_minor, entry.currency)}"
                 )
             entry.requests += 1
             entry.save(update_fields=["requests"])

@@ -6,6 +6,8 @@ the processes still running the old code while `release` migrates.
 
 from django.db import models
 
+from core import money
+
 
 class FakeGatewayCharge(models.Model):
     """The fake payment gateway's own ledger: what a real provider would hold on its side.
@@ -20,7 +22,7 @@ class FakeGatewayCharge(models.Model):
 
     idempotency_key = models.CharField(max_length=255, unique=True)
     order_ref = models.CharField(max_length=100, db_index=True)
-    amount = models.DecimalField(max_digits=12, decimal_places=2)
+    amount_minor = models.PositiveBigIntegerField()  # as Stripe keeps it: 1999 is 19.99
     currency = models.CharField(max_length=3)
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     reference = models.CharField(max_length=100, unique=True)
@@ -32,7 +34,7 @@ class FakeGatewayCharge(models.Model):
         db_table = "billing_fakegatewaycharge"
 
     def __str__(self) -> str:
-        return f"{self.reference} {self.outcome} {self.amount} {self.currency}"
+        return f"{self.reference} {self.outcome} {money.display(self.amount_minor, self.currency)}"
 
 
 class FakeGatewayFault(models.Model):

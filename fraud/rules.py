@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from django.conf import settings
 
+from core import money
 from ordering import selectors as order_selectors
 
 from .models import BlockedBuyer
@@ -29,8 +30,10 @@ class Rule:
 
 def total_above_limit(order: "Order") -> str | None:
     limit = settings.FRAUD_MAX_ORDER_AMOUNT
-    if order.total > limit:
-        return f"total {order.total} {order.currency} is above {limit}"
+    # The total in major units, where the setting is: an exact Decimal comparison.
+    total = money.to_major(order.total_minor, order.currency)
+    if total > limit:
+        return f"total {total} {order.currency} is above {limit}"
     return None
 
 

@@ -18,15 +18,21 @@ def claim_message(*, consumer: str, message_id: uuid.UUID) -> bool:
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("claim_message() must run inside the transaction of its effects")
     table = ProcessedMessage._meta.db_table
+    # Each value as its field writes it (a UUID is 32 hex characters on SQLite, native on
+    # PostgreSQL), so the statement itself names no database.
+    values = {
+        "consumer": consumer,
+        "message_id": uuid.UUID(str(message_id)),
+        "processed_at": timezone.now(),
+    }
+    params = [
+        ProcessedMessage._meta.get_field(name).get_db_prep_value(value, connection)
+        for name, value in values.items()
+    ]
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (consumer, message_id, processed_at) VALUES (%s, %s, %s) "  # noqa: S608 - the table name is ours
             "ON CONFLICT (consumer, message_id) DO NOTHING RETURNING id",
-            [consumer, db_uuid(uuid.UUID(str(message_id))), timezone.now()],
+            params,
         )
         return cursor.fetchone() is not None
-
-
-def db_uuid(value: uuid.UUID) -> object:
-    """A UUID as raw SQL parameters need it: 32 hex characters on SQLite, native elsewhere."""
-    return value.hex if connection.vendor == "sqlite" else value

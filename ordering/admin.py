@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 
+from core import money
 from messaging.admin_search import UUIDSearchMixin
 
 from . import services
@@ -54,6 +55,15 @@ class OrderAdmin(UUIDSearchMixin, admin.ModelAdmin):
     ]
     inlines = [OrderEventInline]
     actions = ["cancel_orders"]
+
+    # Stored in minor units; shown, like in the API, in major units of the order's currency.
+    @admin.display(description="unit price", ordering="unit_price_minor")
+    def unit_price(self, order: Order) -> str:
+        return str(money.to_major(order.unit_price_minor, order.currency))
+
+    @admin.display(description="total", ordering="total_minor")
+    def total(self, order: Order) -> str:
+        return str(money.to_major(order.total_minor, order.currency))
 
     def has_add_permission(self, request) -> bool:
         return False  # orders come in through the API, which validates and publishes them

@@ -10,10 +10,11 @@ from django.db.models import F, Q
 from .state_machine import FAILABLE_STATUSES, TERMINAL_STATUSES, OrderStatus
 
 MAX_QUANTITY = 1000
+# The API's limit on a unit price, in major units; and the database's, in minor units.
 MAX_UNIT_PRICE = Decimal("1000000.00")
+MAX_UNIT_PRICE_MINOR = 100_000_000  # MAX_UNIT_PRICE in a currency with two decimal places
 MAX_PRODUCT_NAME_LENGTH = 200
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
-HALF_CENT = Decimal("0.005")
 
 
 class Order(models.Model):
@@ -25,10 +26,12 @@ class Order(models.Model):
     )
     product_name = models.CharField(max_length=MAX_PRODUCT_NAME_LENGTH)
     quantity = models.PositiveIntegerField()
-    unit_price = models.DecimalField(max_digits=9, decimal_places=2)
+    # Money in integer minor units of `currency` (1999 is 19.99 EUR), as payment APIs take
+    # it: exact on every database. core.money converts; the API shows decimal strings.
+    unit_price_minor = models.PositiveBigIntegerField()
     currency = models.CharField(max_length=3, help_text="ISO 4217 code, e.g. EUR.")
     # Stored, not derived on read: it is what gets charged, and a constraint keeps it honest.
-    total = models.DecimalField(max_digits=12, decimal_places=2)
+    total_minor = models.PositiveBigIntegerField()
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
     # The status a FAILED order stopped at; empty unless status is FAILED.
     failed_from = models.CharField(max_length=20, choices=Status.choices, blank=True, default="")
@@ -59,19 +62,15 @@ class Order(models.Model):
                 name="order_quantity_in_range",
             ),
             models.CheckConstraint(
-                condition=Q(unit_price__gt=0, unit_price__lte=MAX_UNIT_PRICE),
+                condition=Q(unit_price_minor__gt=0, unit_price_minor__lte=MAX_UNIT_PRICE_MINOR),
                 name="order_unit_price_in_range",
             ),
             models.CheckConstraint(
                 condition=Q(currency__regex=r"^[A-Z]{3}$"), name="order_currency_iso4217"
             ),
-            # Within half a cent rather than equal: exact on PostgreSQL's numeric, and still
-            # true on SQLite, which stores decimals as floats.
+            # Exact: integers multiply without rounding, on PostgreSQL and SQLite alike.
             models.CheckConstraint(
-                condition=Q(
-                    total__gte=F("quantity") * F("unit_price") - HALF_CENT,
-                    total__lte=F("quantity") * F("unit_price") + HALF_CENT,
-                ),
+                condition=Q(total_minor=F("quantity") * F("unit_price_minor")),
                 name="order_total_is_quantity_times_price",
             ),
             models.CheckConstraint(

@@ -6,11 +6,11 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
+from core import money
 from messaging import outbox
 from messaging.idempotency import claim_message
 
@@ -88,12 +88,13 @@ def create_order(
     buyer: AbstractBaseUser,
     product_name: str,
     quantity: int,
-    unit_price: Decimal,
+    unit_price_minor: int,
     currency: str,
     idempotency_key: str | None = None,
 ) -> CreateResult:
     """Accept an order as PENDING, with its first history event and its fraud-screening
-    message, in one transaction; the message is published after commit.
+    message, in one transaction; the message is published after commit. Money is in
+    `currency`'s minor units (core.money), as it is stored and charged.
 
     With an `idempotency_key`, a repeat of the same order returns the existing one
     (`created=False`); the same key with a different order raises IdempotencyKeyReused.
@@ -101,7 +102,7 @@ def create_order(
     fields = {
         "product_name": product_name,
         "quantity": quantity,
-        "unit_price": unit_price,
+        "unit_price_minor": unit_price_minor,
         "currency": currency,
     }
     if idempotency_key is not None:
@@ -112,7 +113,7 @@ def create_order(
         with transaction.atomic():
             order = Order.objects.create(
                 buyer=buyer,
-                total=quantity * unit_price,
+                total_minor=quantity * unit_price_minor,
                 idempotency_key=idempotency_key,
                 **fields,
             )
@@ -127,7 +128,10 @@ def create_order(
             raise
         return _replay_of(existing, fields)
     logger.info(
-        "order=%s created for buyer=%s total=%s %s", order.id, buyer.pk, order.total, currency
+        "order=%s created for buyer=%s total=%s",
+        order.id,
+        buyer.pk,
+        money.display(order.total_minor, currency),
     )
     return CreateResult(order=order, created=True)
 

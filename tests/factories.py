@@ -1,7 +1,5 @@
 """factory-boy factories for the whole suite."""
 
-from decimal import Decimal
-
 import factory
 from django.contrib.auth import get_user_model
 
@@ -27,9 +25,9 @@ class OrderFactory(factory.django.DjangoModelFactory):
     buyer = factory.SubFactory(UserFactory)
     product_name = factory.Faker("catch_phrase")
     quantity = 2
-    unit_price = Decimal("19.99")
+    unit_price_minor = 1999  # 19.99 EUR
     currency = "EUR"
-    total = factory.LazyAttribute(lambda order: order.quantity * order.unit_price)
+    total_minor = factory.LazyAttribute(lambda order: order.quantity * order.unit_price_minor)
 
     @factory.post_generation
     def created_event(order, create, extracted, **kwargs):

@@ -60,3 +60,45 @@ def test_an_app_takes_only_the_celery_app_from_config(app):
         )
     ]
     assert wrong == []
+
+
+# The development-only app that supplies what SQLite lacks (config/settings.py installs it on
+# SQLite only); with config/, the one place that may name SQLite.
+SQLITE_DEV = "sqlite_dev"
+
+
+def sqlite_mentions(package: str) -> list[tuple[str, int, str]]:
+    """(file, line, what) for code that names SQLite: a string (docstrings aside) or an
+    `as_sqlite` method. Migrations are history, not code paths, and are left out."""
+    found = []
+    for path in sorted((ROOT / package).rglob("*.py")):
+        if "migrations" in path.parts:
+            continue
+        tree = ast.parse(path.read_text(), filename=str(path))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if "sqlite" in node.value.lower() and id(node) not in docstrings:
+                    found.append((str(path.relative_to(ROOT)), node.lineno, node.value[:60]))
+            elif isinstance(node, ast.FunctionDef | ast.Attribute):
+                name = node.name if isinstance(node, ast.FunctionDef) else node.attr
+                if name.startswith("as_sqlite"):
+                    found.append((str(path.relative_to(ROOT)), node.lineno, name))
+    return found
+
+
+def test_the_sqlite_check_itself_sees_sqlite_code():
+    assert sqlite_mentions(SQLITE_DEV)
+
+
+@pytest.mark.parametrize("package", [*APPS, "core"])
+def test_production_code_does_not_bend_for_sqlite(package):
+    assert package != SQLITE_DEV
+    assert sqlite_mentions(package) == []

@@ -5,7 +5,6 @@ step's whole cost in database round trips, transaction statements included.
 """
 
 import uuid
-from decimal import Decimal
 
 import pytest
 
@@ -24,7 +23,7 @@ def test_accepting_an_order_costs_5_queries(django_assert_num_queries):
     # savepoint, order, history event, outbox row, release
     with django_assert_num_queries(5):
         ordering.create_order(
-            buyer=buyer, product_name="Teapot", quantity=1, unit_price=Decimal("25"), currency="EUR"
+            buyer=buyer, product_name="Teapot", quantity=1, unit_price_minor=2500, currency="EUR"
         )
 
 

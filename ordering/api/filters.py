@@ -44,7 +44,11 @@ class OrderFilter(django_filters.FilterSet):
     created_before = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt")
     # Newest first unless asked otherwise; "-id" breaks ties so pages never overlap.
     ordering = django_filters.OrderingFilter(
-        fields=(("created_at", "created_at"), ("updated_at", "updated_at"), ("total", "total"))
+        fields=(
+            ("created_at", "created_at"),
+            ("updated_at", "updated_at"),
+            ("total_minor", "total"),
+        )
     )
 
     class Meta:

@@ -5,6 +5,8 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core import money
+
 from ..models import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PRODUCT_NAME_LENGTH,
@@ -56,6 +58,20 @@ class MoneyField(serializers.DecimalField):
         return super().to_internal_value(data)
 
 
+class MinorUnitsField(serializers.DecimalField):
+    """Shows an amount stored in minor units (`source`) as a decimal string in major units of
+    the object's currency ("25.00"): the API speaks decimals, the database integers."""
+
+    def __init__(self, **kwargs):
+        super().__init__(read_only=True, **kwargs)
+
+    def get_attribute(self, instance):
+        return money.to_major(super().get_attribute(instance), instance.currency)
+
+    def to_representation(self, value):
+        return str(value)  # to_major already has the currency's places
+
+
 @extend_schema_field({"type": "string", "pattern": r"^[^\u0000]*[^\s\u0000][^\u0000]*$"})
 class ProductNameField(serializers.CharField):
     """Any text with something besides white space, kept as written (no trimming, so the
@@ -96,7 +112,16 @@ class OrderCreateInputSerializer(StrictSerializer):
         return value
 
     def validate(self, attrs: dict) -> dict:
+        """Fills in the default currency and gives the price in its minor units, as
+        ordering's services take it."""
         attrs.setdefault("currency", settings.ORDER_DEFAULT_CURRENCY)
+        try:
+            attrs["unit_price_minor"] = money.to_minor(attrs.pop("unit_price"), attrs["currency"])
+        except ValueError:
+            raise serializers.ValidationError(
+                {"unit_price": [f"Too many decimal places for {attrs['currency']}."]},
+                code="max_decimal_places",
+            ) from None
         return attrs
 
 
@@ -128,6 +153,9 @@ class OrderEventSerializer(serializers.ModelSerializer):
 
 
 class OrderSerializer(serializers.ModelSerializer):
+    # The same schema as the DecimalFields these were before money moved to minor units.
+    unit_price = MinorUnitsField(source="unit_price_minor", max_digits=9, decimal_places=2)
+    total = MinorUnitsField(source="total_minor", max_digits=12, decimal_places=2)
     failed_from = serializers.ChoiceField(
         choices=OrderStatus.choices,
         allow_blank=True,

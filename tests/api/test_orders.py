@@ -7,6 +7,7 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core import money
 from ordering.models import Order
 from ordering.state_machine import OrderStatus
 
@@ -35,6 +36,39 @@ def test_create_answers_201_with_the_pending_order_and_its_location(buyer_client
     assert response.data["status"] == "PENDING"
     assert response.data["total"] == "59.97"
     assert response.headers["Location"] == f"http://testserver{detail_url(order.id)}"
+
+
+@pytest.mark.parametrize(
+    ("posted", "minor", "shown"),
+    [("0.1", 10, "0.10"), ("19.99", 1999, "19.99"), ("1000000", 100_000_000, "1000000.00")],
+)
+def test_a_price_is_stored_in_cents_and_read_back_as_a_decimal_string(
+    buyer_client, posted, minor, shown
+):
+    body = VALID | {"quantity": 1, "unit_price": posted}
+
+    response = buyer_client.post(ORDERS, body, format="json")
+
+    assert response.status_code == 201, response.data
+    order = Order.objects.get()
+    assert (order.unit_price_minor, order.total_minor) == (minor, minor)
+    shown_again = buyer_client.get(detail_url(order.id)).data
+    assert response.data["unit_price"] == response.data["total"] == shown
+    assert (shown_again["unit_price"], shown_again["total"]) == (shown, shown)
+
+
+def test_a_currency_without_cents_takes_whole_prices_only(buyer_client, monkeypatch):
+    """What adding such a currency (say JPY) to core.money would do, shown with USD."""
+    monkeypatch.setitem(money._EXPONENTS, "USD", 0)
+
+    refused = buyer_client.post(ORDERS, VALID | {"unit_price": "12.50"}, format="json")
+    accepted = buyer_client.post(ORDERS, VALID | {"unit_price": "1250"}, format="json")
+
+    assert refused.status_code == 400
+    assert refused.data["unit_price"][0].code == "max_decimal_places"
+    assert accepted.status_code == 201, accepted.data
+    assert (accepted.data["unit_price"], accepted.data["total"]) == ("1250", "3750")
+    assert Order.objects.get().total_minor == 3750
 
 
 def test_create_without_currency_uses_the_default(buyer_client, settings):
@@ -402,9 +436,9 @@ def test_an_unknown_api_url_is_a_json_404(buyer_client, path):
 
 
 def test_list_orders_by_total_or_oldest_first_when_asked(buyer_client, buyer):
-    cheap = OrderFactory(buyer=buyer, unit_price="1.00", quantity=1, total="1.00")
-    dear = OrderFactory(buyer=buyer, unit_price="90.00", quantity=1, total="90.00")
-    middle = OrderFactory(buyer=buyer, unit_price="5.00", quantity=1, total="5.00")
+    cheap = OrderFactory(buyer=buyer, unit_price_minor=100, quantity=1)
+    dear = OrderFactory(buyer=buyer, unit_price_minor=9000, quantity=1)
+    middle = OrderFactory(buyer=buyer, unit_price_minor=500, quantity=1)
 
     by_total = buyer_client.get(ORDERS, {"ordering": "-total"}).data["results"]
     oldest_first = buyer_client.get(ORDERS, {"ordering": "created_at"}).data["results"]

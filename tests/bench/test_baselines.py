@@ -42,7 +42,7 @@ def test_insert_only_inserts_one_order_and_nothing_else(
     assert str(order.id) == response.data["id"]
     assert order.buyer == buyer
     assert order.status == OrderStatus.PENDING
-    assert order.total == Decimal("25.00")
+    assert order.total_minor == 2500
     assert not OrderEvent.objects.exists()
     assert not OutboxMessage.objects.exists()
 

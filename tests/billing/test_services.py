@@ -45,13 +45,17 @@ def test_approved_order_is_charged_once_and_processed():
     order.refresh_from_db()
     assert (order.status, order.version) == (S.PROCESSED, 2)
     [entry] = ledger(order)
-    assert (entry.outcome, entry.amount, entry.currency) == (Outcome.CHARGED, order.total, "EUR")
+    assert (entry.outcome, entry.amount_minor, entry.currency) == (
+        Outcome.CHARGED,
+        order.total_minor,
+        "EUR",
+    )
     assert entry.idempotency_key == str(order.id)
     row = Charge.objects.get(order=order)
-    assert (row.status, row.gateway_reference, row.amount, row.attempts) == (
+    assert (row.status, row.gateway_reference, row.amount_minor, row.attempts) == (
         Charge.Status.SUCCEEDED,
         entry.reference,
-        order.total,
+        order.total_minor,
         1,
     )
     event = order.events.get(version=2)
@@ -65,7 +69,7 @@ def test_approved_order_is_charged_once_and_processed():
 
 def test_declined_card_fails_the_payment_without_raising(settings):
     settings.BILLING_FAKE_DECLINE_OVER = Decimal("30")
-    order = approved_order(quantity=2, unit_price=Decimal("19.99"))
+    order = approved_order(quantity=2, unit_price_minor=1999)
 
     message_id = charge(order)
 
@@ -160,18 +164,18 @@ def test_missing_order_raises_order_not_found_and_charges_nothing():
 
 
 def test_the_amount_charged_is_the_orders_total_in_the_database():
-    order = approved_order(quantity=1, unit_price=Decimal("10.00"), currency="EUR")
+    order = approved_order(quantity=1, unit_price_minor=1000, currency="EUR")
     # The order as stored now differs from the object this test holds (and from any message).
     Order.objects.filter(pk=order.pk).update(
-        quantity=3, unit_price=Decimal("33.33"), total=Decimal("99.99"), currency="USD"
+        quantity=3, unit_price_minor=3333, total_minor=9999, currency="USD"
     )
 
     charge(order)
 
     [entry] = ledger(order)
-    assert (entry.amount, entry.currency) == (Decimal("99.99"), "USD")
+    assert (entry.amount_minor, entry.currency) == (9999, "USD")
     row = Charge.objects.get(order=order)
-    assert (row.amount, row.currency) == (Decimal("99.99"), "USD")
+    assert (row.amount_minor, row.currency) == (9999, "USD")
 
 
 def test_a_key_the_gateway_refuses_is_raised_and_the_order_stays_approved():
@@ -179,7 +183,7 @@ def test_a_key_the_gateway_refuses_is_raised_and_the_order_stays_approved():
     FakeGatewayCharge.objects.create(
         idempotency_key=str(order.id),
         order_ref=str(order.id),
-        amount=Decimal("1.00"),
+        amount_minor=100,
         currency="EUR",
         outcome=Outcome.CHARGED,
         reference="ch_someone_else",

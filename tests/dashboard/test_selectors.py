@@ -1,12 +1,10 @@
 """The dashboard's order figures: counts by status, orders per minute, time to terminal."""
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import connection
 
-from dashboard import aggregates, selectors
+from dashboard import selectors
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import OrderStatus
 
@@ -120,36 +118,3 @@ def test_the_dashboard_s_order_figures_cost_4_queries(django_assert_num_queries)
         selectors.count_orders_by_status()
     with django_assert_num_queries(3):
         selectors.order_flow(now=NOW)
-
-
-@pytest.mark.parametrize(
-    "values", [[1.0], [3.0, 1.0], [5.0, 1.0, 4.0, 2.0, 3.0], [0.5, 10.0, 10.0, 7.25, 99.0, 1.0]]
-)
-@pytest.mark.parametrize("fraction", [0, 0.5, 0.95, 1])
-def test_the_sqlite_percentile_matches_postgresql_s_percentile_cont(values, fraction):
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT percentile_cont(%s) WITHIN GROUP (ORDER BY v) FROM unnest(%s::float8[]) v",
-            [fraction, values],
-        )
-        expected = cursor.fetchone()[0]
-    sqlite = sqlite3.connect(":memory:")
-    aggregates.register_on_sqlite(None, _SqliteWrapper(sqlite))
-    sqlite.execute("CREATE TABLE t (v REAL)")
-    sqlite.executemany("INSERT INTO t VALUES (?)", [(v,) for v in values])
-
-    (got,) = sqlite.execute(
-        f"SELECT {aggregates.SQLITE_FUNCTION}(v, ?) FROM t",  # noqa: S608 - a constant
-        [fraction],
-    ).fetchone()
-
-    assert got == pytest.approx(expected)
-
-
-class _SqliteWrapper:
-    """What Django's connection_created signal passes: vendor, and the DB-API connection."""
-
-    vendor = "sqlite"
-
-    def __init__(self, raw: sqlite3.Connection) -> None:
-        self.connection = raw

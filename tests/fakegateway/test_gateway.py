@@ -15,9 +15,9 @@ pytestmark = pytest.mark.django_db
 Outcome = FakeGatewayCharge.Outcome
 
 
-def charge(key: str = "order-1", amount: str = "10.00", currency: str = "EUR"):
+def charge(key: str = "order-1", amount_minor: int = 1000, currency: str = "EUR"):
     return FakeGateway().charge(
-        idempotency_key=key, amount=Decimal(amount), currency=currency, order_ref=key
+        idempotency_key=key, amount_minor=amount_minor, currency=currency, order_ref=key
     )
 
 
@@ -26,13 +26,13 @@ def test_the_configured_gateway_is_the_fake_one():
 
 
 def test_a_charge_is_recorded_in_the_ledger_with_its_reference():
-    result = charge(amount="12.34", currency="USD")
+    result = charge(amount_minor=1234, currency="USD")
 
     entry = FakeGatewayCharge.objects.get()
-    assert (entry.idempotency_key, entry.order_ref, entry.amount, entry.currency) == (
+    assert (entry.idempotency_key, entry.order_ref, entry.amount_minor, entry.currency) == (
         "order-1",
         "order-1",
-        Decimal("12.34"),
+        1234,
         "USD",
     )
     assert (entry.outcome, entry.requests) == (Outcome.CHARGED, 1)
@@ -49,25 +49,25 @@ def test_same_key_twice_charges_once_and_answers_with_the_same_reference():
     assert entry.requests == 2
 
 
-@pytest.mark.parametrize(("amount", "currency"), [("10.01", "EUR"), ("10.00", "USD")])
-def test_same_key_for_another_amount_or_currency_is_rejected(amount, currency):
-    charge(amount="10.00", currency="EUR")
+@pytest.mark.parametrize(("amount_minor", "currency"), [(1001, "EUR"), (1000, "USD")])
+def test_same_key_for_another_amount_or_currency_is_rejected(amount_minor, currency):
+    charge(amount_minor=1000, currency="EUR")
 
-    with pytest.raises(GatewayRequestRejected):
-        charge(amount=amount, currency=currency)
+    with pytest.raises(GatewayRequestRejected, match=r"was used for 10\.00 EUR"):
+        charge(amount_minor=amount_minor, currency=currency)
 
     entry = FakeGatewayCharge.objects.get()
-    assert (entry.amount, entry.currency, entry.requests) == (Decimal("10.00"), "EUR", 1)
+    assert (entry.amount_minor, entry.currency, entry.requests) == (1000, "EUR", 1)
 
 
 def test_an_amount_above_the_decline_limit_is_declined_and_stays_declined(settings):
     settings.BILLING_FAKE_DECLINE_OVER = Decimal("100")
 
-    charge(key="at-limit", amount="100.00")
+    charge(key="at-limit", amount_minor=10000)
+    with pytest.raises(PaymentDeclined, match=r"card declined for 100\.01 EUR"):
+        charge(key="over", amount_minor=10001)
     with pytest.raises(PaymentDeclined):
-        charge(key="over", amount="100.01")
-    with pytest.raises(PaymentDeclined):
-        charge(key="over", amount="100.01")
+        charge(key="over", amount_minor=10001)
 
     assert dict(FakeGatewayCharge.objects.values_list("idempotency_key", "outcome")) == {
         "at-limit": Outcome.CHARGED,

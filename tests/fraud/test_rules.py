@@ -33,11 +33,12 @@ def test_rules_have_unique_names_and_each_alone_rejects():
 
 @pytest.mark.parametrize(
     ("total", "fires"),
-    [(Decimal("9999.99"), False), (Decimal("10000.00"), False), (Decimal("10000.01"), True)],
+    [("9999.99", False), ("10000.00", False), ("10000.01", True)],
 )
 def test_total_above_limit_fires_only_strictly_above_the_limit(settings, total, fires):
     settings.FRAUD_MAX_ORDER_AMOUNT = Decimal("10000")
-    order = OrderFactory.build(quantity=1, unit_price=total, currency="USD")
+    minor = int(Decimal(total) * 100)
+    order = OrderFactory.build(quantity=1, unit_price_minor=minor, currency="USD")
 
     detail = rules.total_above_limit(order)
 

@@ -76,7 +76,7 @@ def test_the_history_event_carries_the_message_id():
 
 def test_order_above_the_maximum_amount_is_canceled_for_fraud_without_billing(settings):
     settings.FRAUD_MAX_ORDER_AMOUNT = Decimal("30")
-    order = OrderFactory(quantity=2, unit_price=Decimal("19.99"))
+    order = OrderFactory(quantity=2, unit_price_minor=1999)
 
     message_id = screen(order)
 
@@ -98,7 +98,7 @@ def test_order_above_the_maximum_amount_is_canceled_for_fraud_without_billing(se
 
 def test_order_of_exactly_the_maximum_amount_is_approved(settings):
     settings.FRAUD_MAX_ORDER_AMOUNT = Decimal("39.98")
-    order = OrderFactory(quantity=2, unit_price=Decimal("19.99"))
+    order = OrderFactory(quantity=2, unit_price_minor=1999)
 
     screen(order)
 

@@ -261,7 +261,10 @@ def test_a_forged_charge_message_is_refused_by_its_schema_and_charges_nothing(
     assert dead_letter.reason == "rejected"
     assert refusal in deadletters.last_error_of(dead_letter)
     assert charges_at_gateway(order_id) == 1
-    assert Charge.objects.get(order_id=order_id).amount == Order.objects.get(pk=order_id).total
+    assert (
+        Charge.objects.get(order_id=order_id).amount_minor
+        == Order.objects.get(pk=order_id).total_minor
+    )
 
 
 @pytest.mark.timeout(CRASH_LOOP_TIMEOUT + 60)

@@ -64,7 +64,7 @@ def test_a_normal_order_ends_processed_with_one_charge(buyer_api):
     ]
     assert charges_at_gateway(order_id) == 1
     charge = Charge.objects.get(order_id=order_id)
-    assert (charge.status, charge.amount) == ("SUCCEEDED", order.total)
+    assert (charge.status, charge.amount_minor, order.total_minor) == ("SUCCEEDED", 5000, 5000)
     assert FraudAssessment.objects.get(order_id=order_id).verdict == "APPROVED"
     assert buyer_api.get(f"/api/orders/{order_id}/").body["status"] == "PROCESSED"
 

@@ -3,7 +3,6 @@
 import subprocess
 import time
 import uuid
-from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -104,7 +103,7 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
         charged = FakeGatewayCharge.objects.filter(outcome="CHARGED")
         assert charged.count() == sum(1 for s in expected.values() if s == "PROCESSED")
         assert charged.values("order_ref").distinct().count() == charged.count()
-        assert {c.amount for c in charged} == {Decimal("25.00")}
+        assert {c.amount_minor for c in charged} == {2500}
         assert "succeeded" in honcho.output()  # the Procfile's own worker did the work
         assert "stopped (rc=" not in honcho.output()  # release ended nothing
         print(f"100 orders posted and finished in {elapsed:.1f}s")

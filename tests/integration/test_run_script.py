@@ -25,6 +25,14 @@ pytestmark = pytest.mark.timeout(240)
 
 # (unit price, expected status) for one order of quantity 1
 MIX = [("25.00", "PROCESSED"), ("7000.00", "PAYMENT_FAILED"), ("20000.00", "CANCELED_FRAUD")]
+# Read on the checkout's SQLite database: the amounts charged, and the dashboard's figures.
+FIGURES = """
+from dashboard import selectors
+from fakegateway.models import FakeGatewayCharge
+flow = selectors.order_flow().finished
+charged = FakeGatewayCharge.objects.filter(outcome="CHARGED").values_list("amount_minor", flat=True)
+print("charged", *charged, "finished", flow.finished, "p95", flow.p95 is not None)
+"""
 
 
 @pytest.fixture
@@ -88,6 +96,11 @@ def test_run_sh_runs_the_pipeline_on_sqlite_and_a_filesystem_broker(checkout):
             return seen if set(seen.values()) <= TERMINAL_STATUSES else None
 
         assert wait_until(statuses, timeout=60, what="the orders to finish") == expected
+        # Money is exact on SQLite too, and the dashboard's percentiles (sqlite_dev) compute.
+        totals = {api.get(f"/api/orders/{order_id}/").body["total"] for order_id in expected}
+        assert totals == {price for price, _ in MIX}
+        figures = manage(checkout, env, "shell", "--verbosity", "0", "-c", FIGURES).split()
+        assert figures == ["charged", "2500", "finished", "3", "p95", "True"]
         assert (checkout / "db.sqlite3").exists()
         assert (checkout / "var" / "broker").is_dir()
     finally:

@@ -4,7 +4,6 @@ import threading
 import uuid
 from collections import Counter
 from datetime import timedelta
-from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
@@ -42,7 +41,7 @@ def create_order(buyer, *, idempotency_key: str | None = None) -> order_services
         buyer=buyer,
         product_name="Widget",
         quantity=2,
-        unit_price=Decimal("5"),
+        unit_price_minor=500,
         currency="EUR",
         idempotency_key=idempotency_key,
     )

@@ -2,7 +2,6 @@
 
 import threading
 from collections.abc import Callable
-from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -81,7 +80,7 @@ def test_concurrent_creates_with_one_idempotency_key_make_one_order():
     fields = {
         "product_name": "Widget",
         "quantity": 1,
-        "unit_price": Decimal("5"),
+        "unit_price_minor": 500,
         "currency": "EUR",
     }
 
@@ -104,7 +103,7 @@ def test_concurrent_creates_with_one_key_but_different_orders_make_one_and_refus
             idempotency_key="same",
             product_name="Widget",
             quantity=quantity,
-            unit_price=Decimal("5"),
+            unit_price_minor=500,
             currency="EUR",
         )
 

@@ -22,7 +22,6 @@ import random
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from unittest import mock
 
 import pytest
@@ -57,7 +56,7 @@ from ..messaging.test_deadletters import DIED_AT, celery_message
 S = OrderStatus
 STEPS = {"fraud.screen_order": fraud.screen, "billing.charge_order": billing.charge}
 # Prices that reach each end: processed, declined by the card (over 5,000), fraud (over 10,000).
-PRICES = [Decimal("25.00"), Decimal("6000.00"), Decimal("20000.00")]
+PRICES = [2500, 600_000, 2_000_000]  # in cents
 
 HYPOTHESIS_SETTINGS = settings(
     max_examples=150,
@@ -95,7 +94,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         self.deaths = 0
 
     @initialize(target=orders, price=st.sampled_from(PRICES))
-    def clean_world_with_an_order(self, price: Decimal) -> uuid.UUID:
+    def clean_world_with_an_order(self, price: int) -> uuid.UUID:
         # Each example runs in a savepoint of the test's transaction, rolled back at the end.
         self.savepoint = transaction.savepoint()
         self.buyer = UserFactory()
@@ -108,9 +107,13 @@ class OrderLifecycle(RuleBasedStateMachine):
     # --- the API and the buyer ---------------------------------------------------------------
 
     @rule(target=orders, price=st.sampled_from(PRICES))
-    def place_order(self, price: Decimal) -> uuid.UUID:
+    def place_order(self, price: int) -> uuid.UUID:
         return orders.create_order(
-            buyer=self.buyer, product_name="Teapot", quantity=1, unit_price=price, currency="EUR"
+            buyer=self.buyer,
+            product_name="Teapot",
+            quantity=1,
+            unit_price_minor=price,
+            currency="EUR",
         ).order.id
 
     @rule(order_id=orders)

@@ -1,7 +1,5 @@
 """The database itself refuses bad orders, whatever code writes them."""
 
-from decimal import Decimal
-
 import pytest
 from django.db import IntegrityError, transaction
 
@@ -18,9 +16,9 @@ def valid_order_fields(**overrides) -> dict:
         "buyer": UserFactory(),
         "product_name": "Widget",
         "quantity": 3,
-        "unit_price": Decimal("10.00"),
+        "unit_price_minor": 1000,
         "currency": "EUR",
-        "total": Decimal("30.00"),
+        "total_minor": 3000,
     }
     return fields | overrides
 
@@ -31,21 +29,34 @@ def test_a_valid_order_is_stored():
     assert (order.status, order.version, order.failed_from) == (OrderStatus.PENDING, 1, "")
 
 
+def test_the_largest_order_is_stored_and_checked_exactly():
+    """1000 x 1,000,000.00 in cents: beyond a float's exact integers once multiplied further,
+    but exact in a bigint, so the total constraint needs no tolerance."""
+    order = Order.objects.create(
+        **valid_order_fields(
+            quantity=1000, unit_price_minor=100_000_000, total_minor=100_000_000_000
+        )
+    )
+    order.refresh_from_db()
+    assert (order.unit_price_minor, order.total_minor) == (100_000_000, 100_000_000_000)
+
+
 @pytest.mark.parametrize(
     ("overrides", "constraint"),
     [
         ({"product_name": ""}, "order_product_name_not_empty"),
-        ({"quantity": 0, "total": Decimal("0")}, "order_quantity_in_range"),
-        ({"quantity": 1001, "total": Decimal("10010.00")}, "order_quantity_in_range"),
-        ({"unit_price": Decimal("0"), "total": Decimal("0")}, "order_unit_price_in_range"),
-        ({"unit_price": Decimal("-1"), "total": Decimal("-3")}, "order_unit_price_in_range"),
+        ({"quantity": 0, "total_minor": 0}, "order_quantity_in_range"),
+        ({"quantity": 1001, "total_minor": 1_001_000}, "order_quantity_in_range"),
+        ({"unit_price_minor": 0, "total_minor": 0}, "order_unit_price_in_range"),
+        ({"unit_price_minor": -100, "total_minor": -300}, "order_unit_price_in_range"),
         (
-            {"unit_price": Decimal("1000000.01"), "total": Decimal("3000000.03")},
+            {"unit_price_minor": 100_000_001, "total_minor": 300_000_003},
             "order_unit_price_in_range",
         ),
         ({"currency": "eur"}, "order_currency_iso4217"),
         ({"currency": "E1R"}, "order_currency_iso4217"),
-        ({"total": Decimal("29.99")}, "order_total_is_quantity_times_price"),
+        ({"total_minor": 2999}, "order_total_is_quantity_times_price"),
+        ({"total_minor": 3001}, "order_total_is_quantity_times_price"),
         ({"status": "SHIPPED"}, "order_status_known"),
         ({"status": OrderStatus.FAILED}, "order_failed_from_only_when_failed"),
         ({"failed_from": OrderStatus.PENDING}, "order_failed_from_only_when_failed"),

@@ -1,7 +1,6 @@
 """ordering.services called directly: create, cancel and the guarded transition()."""
 
 import uuid
-from decimal import Decimal
 
 import pytest
 
@@ -83,12 +82,12 @@ def test_transition_of_a_missing_order_raises_order_not_found():
 
 def test_create_order_stores_a_pending_order_with_its_total_and_first_event(buyer):
     result = services.create_order(
-        buyer=buyer, product_name="Widget", quantity=3, unit_price=Decimal("19.99"), currency="EUR"
+        buyer=buyer, product_name="Widget", quantity=3, unit_price_minor=1999, currency="EUR"
     )
 
     order = Order.objects.get()
     assert result.created and result.order == order
-    assert (order.status, order.total, order.version) == (S.PENDING, Decimal("59.97"), 1)
+    assert (order.status, order.total_minor, order.version) == (S.PENDING, 5997, 1)
     assert list(order.events.values_list("from_status", "to_status", "cause")) == [
         ("", S.PENDING, "created"),
     ]
@@ -98,7 +97,7 @@ def test_create_order_with_a_known_key_and_same_order_returns_the_first(buyer):
     fields = {
         "product_name": "Widget",
         "quantity": 1,
-        "unit_price": Decimal("5"),
+        "unit_price_minor": 500,
         "currency": "EUR",
     }
     first = services.create_order(buyer=buyer, idempotency_key="abc", **fields)
@@ -113,7 +112,7 @@ def test_create_order_with_a_known_key_and_another_order_is_refused(buyer):
     fields = {
         "product_name": "Widget",
         "quantity": 1,
-        "unit_price": Decimal("5"),
+        "unit_price_minor": 500,
         "currency": "EUR",
     }
     services.create_order(buyer=buyer, idempotency_key="abc", **fields)
