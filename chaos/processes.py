@@ -1,6 +1,7 @@
 """The project's real processes (web, worker, relay...) started as subprocesses, for tests
 and for the chaos harness."""
 
+import contextlib
 import os
 import re
 import signal
@@ -142,3 +143,27 @@ def start_and_wait_until_ready(
     for process in others:
         process.wait_for_output(ready_lines[process.name], timeout=60)
     web.wait_for_output("Booting worker", timeout=60)
+
+
+def run_harness(argv: list[str], *, timeout: float, **options) -> subprocess.CompletedProcess:
+    """Run a harness command (a chaos or cluster run) to its end, text output captured.
+
+    On a timeout its whole process tree is killed before TimeoutExpired is raised: the
+    system processes it started live in sessions of their own, and left running they would
+    consume the next run's messages.
+    """
+    import psutil  # the test tooling's (requirements-dev.txt)
+
+    process = subprocess.Popen(  # noqa: S603 - our own harness
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        tree = [process.pid, *(child.pid for child in psutil.Process(process.pid).children(True))]
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)

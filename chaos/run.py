@@ -98,9 +98,13 @@ class Run:
 
 
 def database_urls(base_url: str, seed: int) -> tuple[str, str, str]:
-    """(admin URL, run URL, run database name) for a fresh database next to `base_url`."""
+    """(admin URL, run URL, run database name) for a fresh database next to `base_url`.
+
+    Named by the seed and this process: two runs at once (of one seed, too) never share or
+    drop each other's database.
+    """
     parts = urlsplit(base_url)
-    name = f"orderflow_chaos_{seed}"
+    name = f"orderflow_chaos_{seed}_{os.getpid()}"
     return (
         urlunsplit(parts._replace(path="/postgres")),
         urlunsplit(parts._replace(path=f"/{name}")),

@@ -1,14 +1,13 @@
 """A bounded chaos run as part of the suite: real processes, real faults, invariants checked."""
 
 import os
-import subprocess
 import sys
 
 import pytest
 from django.conf import settings
 from django.db import connection
 
-from chaos.processes import ARTIFACTS, ROOT
+from chaos.processes import ARTIFACTS, ROOT, run_harness
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(360)]
 
@@ -44,14 +43,11 @@ def test_a_bounded_chaos_run_loses_nothing_and_charges_nothing_twice():
     }
     report = ARTIFACTS / "chaos" / "bounded-run.json"
 
-    result = subprocess.run(  # noqa: S603
+    result = run_harness(
         [sys.executable, "-m", "chaos", *BOUNDED_RUN, "--report", str(report)],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=330,
-        check=False,
     )
 
     print(result.stdout)

@@ -8,13 +8,12 @@ machine do not collide.
 
 import os
 import socket
-import subprocess
 import sys
 
 import pytest
 from django.db import connection
 
-from chaos.processes import ARTIFACTS, ROOT
+from chaos.processes import ARTIFACTS, ROOT, run_harness
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(600)]
 
@@ -55,14 +54,11 @@ def test_a_cluster_run_with_a_leader_stop_and_a_host_cut_loses_nothing():
         "--subnet", f"10.{100 + pid % 100}", "--host-prefix", f"oft{pid % 10000}",
     ]  # fmt: skip
 
-    result = subprocess.run(  # noqa: S603
+    result = run_harness(
         [sys.executable, "-m", "chaos", *bounded_run, "--report", str(report)],
         cwd=ROOT,
         env=env,
-        capture_output=True,
-        text=True,
         timeout=560,
-        check=False,
     )
 
     print(result.stdout)
