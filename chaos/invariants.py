@@ -102,7 +102,7 @@ def _orders_finished() -> Check:
     """Terminal, or FAILED and waiting for an operator as a dead letter."""
     unfinished = (
         Order.objects.exclude(status__in=TERMINAL_STATUSES)
-        .annotate(dead_lettered=Exists(DeadLetter.objects.filter(order_id=OuterRef("pk"))))
+        .annotate(dead_lettered=Exists(DeadLetter.objects.filter(subject_id=OuterRef("pk"))))
         .order_by("id")
         .values_list("id", "status", "failed_from", "dead_lettered")
     )
@@ -373,7 +373,7 @@ def _outbox_published() -> Check:
 def _poison_dead_lettered(poison_sent: int) -> Check:
     """Poison messages are not orders: they end as dead letters linked to no order."""
     unlinked = DeadLetter.objects.exclude(
-        Exists(Order.objects.filter(pk=OuterRef("order_id")))
+        Exists(Order.objects.filter(pk=OuterRef("subject_id")))
     ).count()
     problems = []
     if unlinked < poison_sent:

@@ -36,13 +36,13 @@ class DeadLetterAdmin(UUIDSearchMixin, admin.ModelAdmin):
         "queue",
         "reason",
         "death_count",
-        "order_id",
+        "subject_id",
         "status",
         "last_death_at",
     ]
     list_filter = ["status", "reason", "queue", "task_name"]
     search_fields = ["message_id", "task_name"]
-    uuid_search_field = "order_id"
+    uuid_search_field = "subject_id"
     actions = ["replay_selected", "discard_selected"]
     fields = [
         "message_id",
@@ -50,7 +50,7 @@ class DeadLetterAdmin(UUIDSearchMixin, admin.ModelAdmin):
         "queue",
         "exchange",
         "routing_key",
-        "order_id",
+        "subject_id",
         "reason",
         "death_count",
         "error",

@@ -148,7 +148,7 @@ def log_ids(death: Death) -> dict:
     """The dead message's ids, for the log lines about recording it (core/logcontext.py)."""
     return {
         "request_id": logcontext.sane_request_id(death.headers.get("request_id")),
-        "order_id": death.order_id,
+        "order_id": death.subject_id,  # the log's one subject field (core/logcontext.py)
         "task": death.task_name or None,
         "task_id": death.message_id,
         "message_id": death.message_id,

@@ -61,7 +61,7 @@ class Death:
     reason: str
     task_name: str
     kwargs: dict | None
-    order_id: uuid.UUID | None
+    subject_id: uuid.UUID | None
     headers: dict
     properties: dict
     body: bytes
@@ -80,15 +80,16 @@ def read_death(*, body: bytes, headers: dict | None, properties: dict | None) ->
     properties = properties if isinstance(properties, dict) else {}
     latest = _original_death(headers)
     kwargs = _celery_kwargs(body, properties.get("content_type", ""))
+    task_name = _text(headers.get("task"), 200)
     return Death(
         message_id=_message_id(headers.get("id") or properties.get("correlation_id"), body),
         queue=_text(latest.get("queue") or headers.get("x-first-death-queue"), 200),
         exchange=_text(latest.get("exchange"), 200),
         routing_key=_text(_first(latest.get("routing-keys")), 255),
         reason=_text(latest.get("reason") or headers.get("x-first-death-reason") or "unknown", 30),
-        task_name=_text(headers.get("task"), 200),
+        task_name=task_name,
         kwargs=kwargs,
-        order_id=_uuid_or_none((kwargs or {}).get("order_id")),
+        subject_id=_subject_of(task_name, kwargs),
         headers=_bounded(_death_headers_first(headers), MAX_HEADERS_CHARS),
         # py-amqp lists the headers among the properties too: stored once, under headers.
         properties=_bounded(
@@ -186,12 +187,12 @@ def record(death: Death) -> DeadLetter:
         dead_letter.status = DeadLetter.Status.NEW if current else DeadLetter.Status.STALE
         dead_letter.save()
     logger.warning(
-        "dead letter recorded: message=%s task=%s queue=%s reason=%s order=%s count=%s status=%s",
+        "dead letter recorded: message=%s task=%s queue=%s reason=%s subject=%s count=%s status=%s",
         death.message_id,
         death.task_name,
         death.queue,
         death.reason,
-        death.order_id,
+        death.subject_id,
         dead_letter.death_count,
         dead_letter.status,
     )
@@ -280,7 +281,7 @@ def _fields_of(death: Death) -> dict[str, Any]:
         "exchange": death.exchange,
         "routing_key": death.routing_key,
         "task_name": death.task_name,
-        "order_id": death.order_id,
+        "subject_id": death.subject_id,
         "reason": death.reason,
         "headers": death.headers,
         "properties": death.properties,
@@ -301,6 +302,13 @@ def _celery_kwargs(body: bytes, content_type: str) -> dict | None:
     if isinstance(decoded, list) and len(decoded) >= 2 and isinstance(decoded[1], dict):
         return decoded[1]
     return None
+
+
+def _subject_of(task_name: str, kwargs: dict | None) -> uuid.UUID | None:
+    """What the message was about, as its task says; None for a task this system lacks."""
+    task = _task_named(task_name)
+    subject_of = getattr(task, "subject_of", None)
+    return _uuid_or_none(subject_of(kwargs)) if subject_of and kwargs is not None else None
 
 
 def _is_uuid(value: str) -> bool:

@@ -78,7 +78,9 @@ class DeadLetter(models.Model):
     exchange = models.CharField(max_length=200, blank=True, default="")
     routing_key = models.CharField(max_length=255, blank=True, default="")
     task_name = models.CharField(max_length=200, blank=True, default="")
-    order_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # What the message was about, as its task class says (PipelineTask.subject_of): for a
+    # step of an order, the order. Empty for foreign or undecodable messages.
+    subject_id = models.UUIDField(null=True, blank=True, db_index=True)
     # From x-death: rejected (failed for good, or poison), delivery_limit (crashed the
     # worker on every delivery), expired, maxlen.
     reason = models.CharField(max_length=30)

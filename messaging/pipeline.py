@@ -116,6 +116,11 @@ class PipelineTask(Task):
             raise InvalidMessage(f"invalid payload: {_flatten(schema.errors)[:500]}")
         return schema.validated_data
 
+    def subject_of(self, kwargs: dict) -> object:
+        """The id of what a message of this task is about, kept on its dead letter (admin,
+        search, the dashboard); None when the task has none."""
+        return None
+
     def on_dead_letter(self, *, kwargs: dict, reason: str) -> bool:
         """Called when this task's message was dead-lettered, in the transaction recording it.
 

@@ -82,6 +82,6 @@ def new_dead_letters(*, limit: int = 10) -> NewDeadLetters:
     """The dead letters still NEW (neither replayed nor discarded): how many, and the latest."""
     new = DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
     latest = new.only(
-        "id", "task_name", "queue", "reason", "order_id", "death_count", "last_death_at"
+        "id", "task_name", "queue", "reason", "subject_id", "death_count", "last_death_at"
     ).order_by("-last_death_at", "-id")[:limit]
     return NewDeadLetters(count=new.count(), latest=list(latest))

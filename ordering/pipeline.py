@@ -25,6 +25,9 @@ class OrderStepTask(PipelineTask):
     def log_ids(self, kwargs: dict) -> dict:
         return {**super().log_ids(kwargs), "order_id": kwargs.get("order_id")}
 
+    def subject_of(self, kwargs: dict) -> uuid.UUID | None:
+        return _order_id(kwargs)
+
     def on_dead_letter(self, *, kwargs: dict, reason: str) -> bool:
         if (order_id := _order_id(kwargs)) is None:
             return True  # names no order: nothing to fail, but an operator should see it

@@ -54,7 +54,7 @@ def orders_without_a_way_forward() -> QuerySet[Order]:
         .annotate(order_ref=KT("kwargs__order_id"))
         .filter(order_ref=Cast(OuterRef("pk"), output_field=CharField()))
     )
-    to_replay = DeadLetter.objects.filter(order_id=OuterRef("pk"), status=DeadLetter.Status.NEW)
+    to_replay = DeadLetter.objects.filter(subject_id=OuterRef("pk"), status=DeadLetter.Status.NEW)
     return Order.objects.exclude(status__in=TERMINAL_STATUSES).filter(
         ~Exists(waiting), ~Exists(to_replay)
     )

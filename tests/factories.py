@@ -61,7 +61,7 @@ def _celery_body(letter) -> bytes:
     """A Celery protocol-2 JSON body, [args, kwargs, embed], for the dead letter's order."""
     import json  # local: this block is appended to the module
 
-    return json.dumps([[], {"order_id": str(letter.order_id)}, {}]).encode()
+    return json.dumps([[], {"order_id": str(letter.subject_id)}, {}]).encode()
 
 
 def _now():
@@ -81,7 +81,7 @@ def _order_failed_at_step(letter):
 
 class DeadLetterFactory(factory.django.DjangoModelFactory):
     """A NEW dead letter of fraud.screen_order, as the dead-letter consumer records it, with
-    its order FAILED at that step (pass order_id to name another order)."""
+    its order FAILED at that step (pass subject_id to name another order)."""
 
     class Meta:
         model = "messaging.DeadLetter"
@@ -91,7 +91,7 @@ class DeadLetterFactory(factory.django.DjangoModelFactory):
     exchange = factory.SelfAttribute("queue")
     routing_key = factory.SelfAttribute("queue")
     task_name = "fraud.screen_order"
-    order_id = factory.LazyAttribute(_order_failed_at_step)
+    subject_id = factory.LazyAttribute(_order_failed_at_step)
     reason = "rejected"
     headers = factory.LazyAttribute(
         lambda letter: {

@@ -76,7 +76,7 @@ def dead_letter(order_id: uuid.UUID | None = None) -> DeadLetter:
         message_id=str(uuid.uuid4()),
         queue="billing",
         task_name="billing.charge_order",
-        order_id=order_id,
+        subject_id=order_id,
         reason="rejected",
         body=b"{}",
         first_death_at=now,
@@ -304,7 +304,7 @@ def test_an_approved_order_whose_messages_were_all_published_is_stuck(world):
 @pytest.mark.parametrize("status", [DeadLetter.Status.STALE, DeadLetter.Status.REPLAYED])
 def test_a_failed_order_whose_dead_letter_is_not_new_is_stuck(world, status):
     order = world.failed()
-    DeadLetter.objects.filter(order_id=order.id).update(status=status)
+    DeadLetter.objects.filter(subject_id=order.id).update(status=status)
 
     check = world.check("every order has a way forward")
 

@@ -122,7 +122,7 @@ def test_exhausted_retries_dead_letter_the_step_and_fail_the_order_then_a_replay
         "billing.charge_order",
         "rejected",
     )
-    assert dead_letter.order_id == order_id
+    assert dead_letter.subject_id == order_id
     assert "GatewayTimeout" in deadletters.last_error_of(dead_letter)
 
     fault.delete()  # the operator fixes the cause...

@@ -49,7 +49,7 @@ def test_the_demo_ends_orders_in_every_outcome(system):
 
     failed = orders.get(status="FAILED")
     assert failed.failed_from == "APPROVED"
-    dead_letter = DeadLetter.objects.get(order_id=failed.id)
+    dead_letter = DeadLetter.objects.get(subject_id=failed.id)
     assert dead_letter.reason == "delivery_limit"
     assert not FakeGatewayFault.objects.filter(remaining__gt=0).exists()  # its fault is spent
     deadletters.replay(dead_letter_id=dead_letter.pk, actor=UserFactory(is_superuser=True))

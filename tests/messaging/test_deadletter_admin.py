@@ -74,7 +74,7 @@ def test_changelist_lists_dead_letters_newest_death_first(operator_client):
 
     assert response.status_code == 200
     assert [d.pk for d in response.context["cl"].result_list] == [newer.pk, older.pk]
-    assert str(older.order_id) in response.text
+    assert str(older.subject_id) in response.text
 
 
 def test_change_page_shows_what_the_message_said_and_why_it_died(operator_client):
@@ -90,7 +90,7 @@ def test_change_page_shows_what_the_message_said_and_why_it_died(operator_client
         assert shown in response.text
     assert "Traceback: &lt;GatewayTimeout&gt; after 30 s" in response.text
     assert "<GatewayTimeout>" not in response.text
-    assert str(dead_letter.order_id) in response.text  # the body, as text
+    assert str(dead_letter.subject_id) in response.text  # the body, as text
     assert 'name="_save"' not in response.text  # read-only
 
 
@@ -119,7 +119,7 @@ def test_a_header_with_markup_is_shown_escaped(operator_client):
 
 
 def test_a_binary_body_is_shown_with_its_bytes_escaped(operator_client):
-    dead_letter = DeadLetterFactory(body=b"\xff\x00\xfe\x80binary", order_id=None)
+    dead_letter = DeadLetterFactory(body=b"\xff\x00\xfe\x80binary", subject_id=None)
 
     response = operator_client.get(change_page(dead_letter))
 
@@ -165,8 +165,8 @@ def test_search_by_order_id_message_id_and_task(operator_client, term):
     wanted = DeadLetterFactory(task_name="billing.charge_order", queue="billing")
     DeadLetterFactory()
     query = {
-        "order-id": str(wanted.order_id),
-        "order-id-padded": f"  {str(wanted.order_id).upper()} ",
+        "order-id": str(wanted.subject_id),
+        "order-id-padded": f"  {str(wanted.subject_id).upper()} ",
         "message-id": wanted.message_id,
         "task": "charge_order",
     }[term]
@@ -187,8 +187,8 @@ def test_a_search_that_is_not_a_uuid_finds_nothing_and_does_not_fail(operator_cl
 
 def test_a_search_by_order_id_keeps_the_list_filters(operator_client):
     order_id = uuid.uuid4()
-    DeadLetterFactory(order_id=order_id, status=DeadLetter.Status.DISCARDED)
-    new = DeadLetterFactory(order_id=order_id, queue="billing", task_name="billing.charge_order")
+    DeadLetterFactory(subject_id=order_id, status=DeadLetter.Status.DISCARDED)
+    new = DeadLetterFactory(subject_id=order_id, queue="billing", task_name="billing.charge_order")
 
     response = operator_client.get(CHANGELIST, {"q": str(order_id), "status__exact": "NEW"})
 
@@ -227,7 +227,7 @@ def test_the_actions_offered_follow_the_permissions(client, codenames, actions):
 @pytest.mark.parametrize("action", ["replay_selected", "discard_selected"])
 def test_staff_who_may_only_view_cannot_act_by_posting_the_action(client, replays, action):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
+    dead_letter = DeadLetterFactory(subject_id=order.id)
     client.force_login(staff_allowed_to("view_deadletter"))
 
     response = client.post(CHANGELIST, select(action, dead_letter), follow=True)
@@ -250,7 +250,7 @@ def test_staff_without_the_view_permission_cannot_see_dead_letters(client):
 def test_staff_allowed_to_replay_replay_and_it_is_logged(client, replays):
     operator = staff_allowed_to("view_deadletter", "replay_deadletter")
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter, untouched = DeadLetterFactory(order_id=order.id), DeadLetterFactory()
+    dead_letter, untouched = DeadLetterFactory(subject_id=order.id), DeadLetterFactory()
     client.force_login(operator)
 
     response = client.post(CHANGELIST, select("replay_selected", dead_letter), follow=True)
@@ -309,7 +309,7 @@ def test_a_replay_of_a_step_the_order_passed_is_reported_and_changes_nothing(
     operator_client, replays
 ):
     order = OrderFactory(status=OrderStatus.APPROVED)
-    dead_letter = DeadLetterFactory(order_id=order.id, status=DeadLetter.Status.STALE)
+    dead_letter = DeadLetterFactory(subject_id=order.id, status=DeadLetter.Status.STALE)
 
     response = operator_client.post(CHANGELIST, select("replay_selected", dead_letter), follow=True)
 

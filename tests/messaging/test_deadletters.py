@@ -121,7 +121,7 @@ def test_read_death_decodes_a_celery_message():
     assert (death.queue, death.exchange, death.routing_key) == ("fraud", "fraud", "fraud")
     assert (death.reason, death.task_name) == ("rejected", "fraud.screen_order")
     assert death.kwargs == {"order_id": str(order_id)}
-    assert death.order_id == order_id
+    assert death.subject_id == order_id
     assert death.body == message["body"]
     assert (death.content_type, death.content_encoding) == ("application/json", "utf-8")
 
@@ -169,7 +169,7 @@ def test_a_body_that_is_not_a_celery_json_message_is_read_without_kwargs(body, c
         properties={"content_type": content_type},
     )
 
-    assert (death.kwargs, death.order_id) == (None, None)
+    assert (death.kwargs, death.subject_id) == (None, None)
     assert (death.message_id, death.body) == ("m-1", body)
 
 
@@ -182,7 +182,7 @@ def test_an_order_id_that_is_not_a_uuid_is_read_as_none(order_id):
     )
 
     assert death.kwargs == {"order_id": order_id}
-    assert death.order_id is None
+    assert death.subject_id is None
 
 
 def test_read_death_survives_no_headers_and_no_properties():
@@ -288,7 +288,7 @@ def test_a_dead_letter_naming_no_existing_order_is_still_recorded(order_id):
     recorded = deadletters.record(deadletters.read_death(**message))
 
     assert DeadLetter.objects.get().pk == recorded.pk
-    assert recorded.order_id == (order_id if isinstance(order_id, uuid.UUID) else None)
+    assert recorded.subject_id == (order_id if isinstance(order_id, uuid.UUID) else None)
 
 
 @pytest.mark.django_db
@@ -365,7 +365,7 @@ def test_an_undecodable_body_is_recorded_without_touching_any_order():
 
     recorded = deadletters.record(deadletters.read_death(**message))
 
-    assert (recorded.order_id, bytes(reload(recorded).body)) == (None, message["body"])
+    assert (recorded.subject_id, bytes(reload(recorded).body)) == (None, message["body"])
     assert reload(order).status == OrderStatus.PENDING
 
 
@@ -401,7 +401,7 @@ def outbox_row(dead_letter: DeadLetter) -> OutboxMessage:
 def test_replay_resumes_the_order_and_writes_the_same_message_to_the_outbox(task, failed_from):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=failed_from)
     dead_letter = DeadLetterFactory(
-        order_id=order.id, task_name=task, headers={"request_id": "req-1234abcd"}
+        subject_id=order.id, task_name=task, headers={"request_id": "req-1234abcd"}
     )
     operator = UserFactory(is_staff=True)
 
@@ -421,7 +421,7 @@ def test_replay_resumes_the_order_and_writes_the_same_message_to_the_outbox(task
 @pytest.mark.django_db
 def test_replay_sends_the_kept_outbox_row_again_with_its_attempts_reset():
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
+    dead_letter = DeadLetterFactory(subject_id=order.id)
     OutboxMessage.objects.create(
         id=dead_letter.message_id,
         task_name="fraud.screen_order",
@@ -453,7 +453,7 @@ def test_replay_sends_the_kept_outbox_row_again_with_its_attempts_reset():
 )
 def test_replay_of_a_step_the_order_has_passed_or_not_reached_is_refused(task, status):
     order = OrderFactory(status=status)
-    dead_letter = DeadLetterFactory(order_id=order.id, task_name=task, status=STALE)
+    dead_letter = DeadLetterFactory(subject_id=order.id, task_name=task, status=STALE)
 
     with pytest.raises(StepNotReplayable, match=f"is {status}: it has passed {task}"):
         deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
@@ -466,7 +466,7 @@ def test_replay_of_a_step_the_order_has_passed_or_not_reached_is_refused(task, s
 @pytest.mark.django_db
 def test_replay_of_a_step_failed_from_another_step_is_refused():
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.APPROVED)
-    dead_letter = DeadLetterFactory(order_id=order.id, task_name="fraud.screen_order")
+    dead_letter = DeadLetterFactory(subject_id=order.id, task_name="fraud.screen_order")
 
     with pytest.raises(StepNotReplayable):
         deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
@@ -478,7 +478,7 @@ def test_replay_of_a_step_failed_from_another_step_is_refused():
 @pytest.mark.django_db
 def test_replaying_twice_resumes_the_order_once_and_sends_one_message():
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
+    dead_letter = DeadLetterFactory(subject_id=order.id)
     deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
     first_acted_at = reload(dead_letter).acted_at
 
@@ -508,7 +508,7 @@ def test_replaying_twice_resumes_the_order_once_and_sends_one_message():
 )
 def test_a_dead_letter_that_is_no_sendable_message_is_not_replayable(fields):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id, **fields)
+    dead_letter = DeadLetterFactory(subject_id=order.id, **fields)
 
     with pytest.raises(DeadLetterNotReplayable, match=f"Dead letter {dead_letter.pk} cannot be"):
         deadletters.replay(dead_letter_id=dead_letter.pk, actor=None)
@@ -532,7 +532,7 @@ def test_a_replay_is_published_only_after_the_resumed_order_is_committed(
 ):
     """Published inside the transaction, the worker could see the order still FAILED."""
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
+    dead_letter = DeadLetterFactory(subject_id=order.id)
     seen = []
 
     def send_message(**message):
@@ -560,7 +560,7 @@ def test_a_replay_while_the_broker_refuses_is_kept_for_the_relay(
     publish_on_commit, monkeypatch, error
 ):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
+    dead_letter = DeadLetterFactory(subject_id=order.id)
 
     def refuse(**message):
         raise error
@@ -583,7 +583,7 @@ def test_a_replay_while_the_broker_refuses_is_kept_for_the_relay(
 @pytest.mark.django_db
 def test_discard_marks_it_handled_and_who_did_it(replays):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    dead_letter = DeadLetterFactory(order_id=order.id)
+    dead_letter = DeadLetterFactory(subject_id=order.id)
     operator = UserFactory(is_staff=True)
 
     deadletters.discard(dead_letter_id=dead_letter.pk, actor=operator)

@@ -59,7 +59,7 @@ def test_list_all_shows_every_status():
 
 def test_a_listed_row_says_what_died_where_and_why():
     dead_letter = DeadLetterFactory(reason="delivery_limit", death_count=3)
-    unknown = DeadLetterFactory(task_name="", order_id=None)
+    unknown = DeadLetterFactory(task_name="", subject_id=None)
 
     out, _ = deadletters_command("list")
 
@@ -71,7 +71,7 @@ def test_a_listed_row_says_what_died_where_and_why():
         "3",
         "fraud",
         "fraud.screen_order",
-        str(dead_letter.order_id),
+        str(dead_letter.subject_id),
     ]
     assert unknown_row.split() == [str(unknown.pk), "NEW", "rejected", "1", "fraud", "?"]
 
@@ -114,7 +114,7 @@ def test_show_prints_the_fields_the_error_and_the_body():
         f"  message_id: {dead_letter.message_id}",
         "  queue: fraud",
         "  task_name: fraud.screen_order",
-        f"  order_id: {dead_letter.order_id}",
+        f"  subject_id: {dead_letter.subject_id}",
         "  reason: delivery_limit",
         "  death_count: 1",
         "  status: NEW",
@@ -151,7 +151,7 @@ def test_replay_or_discard_without_a_selection_is_refused(replays, action):
 
 def test_replay_by_id_replays_that_one_and_resumes_its_order(replays):
     order = OrderFactory(status=OrderStatus.FAILED, failed_from=OrderStatus.PENDING)
-    chosen, other = DeadLetterFactory(order_id=order.id), DeadLetterFactory()
+    chosen, other = DeadLetterFactory(subject_id=order.id), DeadLetterFactory()
 
     out, _ = deadletters_command("replay", "--id", str(chosen.pk))
 
@@ -208,7 +208,7 @@ def test_a_refused_replay_fails_the_command_after_the_others_are_replayed(replay
     order = OrderFactory(status=OrderStatus.APPROVED)  # it has passed fraud screening
     first, refused, last = (
         DeadLetterFactory(),
-        DeadLetterFactory(order_id=order.id),
+        DeadLetterFactory(subject_id=order.id),
         DeadLetterFactory(),
     )
     stdout, stderr = StringIO(), StringIO()

@@ -224,7 +224,7 @@ class OrderLifecycle(RuleBasedStateMachine):
         }
         to_replay = set(
             DeadLetter.objects.filter(status=DeadLetter.Status.NEW).values_list(
-                "task_name", "order_id"
+                "task_name", "subject_id"
             )
         )
         for order in Order.objects.exclude(status__in=TERMINAL_STATUSES):

@@ -55,7 +55,7 @@ class Command(BaseCommand):
         for d in selected:
             self.stdout.write(
                 f"{d.pk:>6}  {d.status:9}  {d.reason:14}  {d.death_count:>5}  {d.queue:8}  "
-                f"{d.task_name or '?'} {d.order_id or ''}"
+                f"{d.task_name or '?'} {d.subject_id or ''}"
             )
 
     def _show(self, selected, action) -> None:
@@ -67,7 +67,7 @@ class Command(BaseCommand):
                 "exchange",
                 "routing_key",
                 "task_name",
-                "order_id",
+                "subject_id",
                 "reason",
                 "death_count",
                 "first_death_at",
