@@ -230,9 +230,15 @@ def _connect(connection: Connection, deadline: Deadline) -> None:
 def _socket_deadline(connection: Connection, deadline: Deadline) -> Iterator[None]:
     """Every socket read and write inside waits at most what is left of the deadline.
 
-    py-amqp's own waits without a timeout (a declare's reply, say) keep the socket's.
+    py-amqp's own waits without a timeout (a declare's reply, say) keep the socket's. A
+    transport without a socket (kombu's filesystem broker, for development) has nothing to
+    bound.
     """
-    with connection.connection.transport.having_timeout(deadline.remaining()):
+    socket_transport = getattr(connection.connection, "transport", None)
+    if not hasattr(socket_transport, "having_timeout"):
+        yield
+        return
+    with socket_transport.having_timeout(deadline.remaining()):
         yield
 
 
@@ -247,7 +253,8 @@ def _close(connection: Connection) -> None:
     The confirms are in by then: a broker that stops answering now changes none of them.
     """
     try:
-        connection.connection.transport.sock.settimeout(settings.BROKER_CONNECTION_TIMEOUT)
+        if sock := getattr(getattr(connection.connection, "transport", None), "sock", None):
+            sock.settimeout(settings.BROKER_CONNECTION_TIMEOUT)
         connection.release()
     except BROKER_ERRORS:
         _drop(connection)
