@@ -108,7 +108,7 @@ def test_a_payload_that_breaks_the_schema_is_rejected_before_any_work(name, args
     assert reason in str(rejected.value.reason)
 
 
-@pytest.mark.parametrize("link", ["callbacks", "errbacks", "chain", "chord"])
+@pytest.mark.parametrize("link", ["callbacks", "errbacks", "chain", "chord", "group"])
 def test_a_message_that_links_other_tasks_is_rejected(link):
     linked = [{"task": "billing.charge_order", "kwargs": {"order_id": str(uuid.uuid4())}}]
 

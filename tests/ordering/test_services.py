@@ -108,7 +108,17 @@ def test_create_order_with_a_known_key_and_same_order_returns_the_first(buyer):
     assert Order.objects.count() == 1 and OrderEvent.objects.count() == 1
 
 
-def test_create_order_with_a_known_key_and_another_order_is_refused(buyer):
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"quantity": 2},
+        {"unit_price_minor": 501},
+        {"currency": "USD"},
+        {"product_name": "Gadget"},
+    ],
+    ids=["quantity", "price", "currency", "product"],
+)
+def test_create_order_with_a_known_key_and_another_order_is_refused(buyer, other):
     fields = {
         "product_name": "Widget",
         "quantity": 1,
@@ -118,7 +128,7 @@ def test_create_order_with_a_known_key_and_another_order_is_refused(buyer):
     services.create_order(buyer=buyer, idempotency_key="abc", **fields)
 
     with pytest.raises(IdempotencyKeyReused):
-        services.create_order(buyer=buyer, idempotency_key="abc", **(fields | {"quantity": 2}))
+        services.create_order(buyer=buyer, idempotency_key="abc", **(fields | other))
     assert Order.objects.count() == 1
 
 

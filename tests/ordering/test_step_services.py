@@ -110,6 +110,21 @@ def test_writes_of_the_step_roll_back_with_a_failing_step():
     assert not (OutboxMessage.objects.exists() or ProcessedMessage.objects.exists())
 
 
+def test_the_next_step_s_message_is_written_in_the_transaction_of_the_outcome(monkeypatch):
+    """Written after the commit, a failure there would leave an APPROVED order no message."""
+    order = OrderFactory()
+
+    def outbox_fails(**message):
+        raise RuntimeError("the outbox row could not be written")
+
+    monkeypatch.setattr(services.outbox, "enqueue", outbox_fails)
+    with pytest.raises(RuntimeError):
+        complete(order)
+
+    assert (reload(order).status, order.version) == (S.PENDING, 1)
+    assert not ProcessedMessage.objects.exists()
+
+
 def test_an_outcome_the_step_cannot_produce_is_a_programming_error():
     with pytest.raises(ValueError, match=r"fraud\.screen_order cannot move an order to PROCESSED"):
         complete(OrderFactory(), outcome=S.PROCESSED)
