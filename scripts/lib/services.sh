@@ -2,7 +2,7 @@
 # Sourced by scripts/test.sh: find, install or start PostgreSQL and RabbitMQ for the tests.
 # Whatever is started here is recorded in the globals below so cleanup_services can stop it.
 
-PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT=""
+PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT="" RABBIT_EPMD=(epmd)
 # rabbitmqctl for the broker the run uses, where we may administer it; the run's own vhost.
 RABBIT_CTL=() TEST_VHOST=""
 
@@ -125,6 +125,19 @@ local_rabbitmqctl_works() {  # the machine's own node, if this user may administ
   RABBIT_CTL=("$ctl")
 }
 
+broker_version() {  # URL: the RabbitMQ version the broker names in its AMQP server properties
+  "$VENV/bin/python" - "$1" 2>/dev/null <<'PY'
+import sys
+
+import kombu
+
+with kombu.Connection(sys.argv[1], connect_timeout=10) as connection:
+    connection.connect()
+    properties = connection.connection.server_properties
+    print(properties.get("product", "?"), properties.get("version", "?"))
+PY
+}
+
 use_own_vhost() {  # a vhost for this run alone, made now and deleted at exit (cleanup_services)
   TEST_VHOST="orderflow-test-$$-$(python3 -c 'import secrets; print(secrets.token_hex(4))')"
   local user
@@ -149,7 +162,7 @@ cleanup_services() {
     kill -TERM "$RABBIT_PID" 2>/dev/null  # the rabbitmq-server script turns TERM into a clean stop
     for _ in {1..30}; do kill -0 "$RABBIT_PID" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$RABBIT_PID" 2>/dev/null
-    epmd -port "$RABBIT_EPMD_PORT" -kill >/dev/null 2>&1  # the node started it as a daemon
+    "${RABBIT_EPMD[@]}" -port "$RABBIT_EPMD_PORT" -kill >/dev/null 2>&1  # the node started it as a daemon
   fi
   if [ -n "$PG_TMP" ] && [ -f "$PG_TMP/data/postmaster.pid" ]; then
     "${AS_PG[@]}" "$PG_CTL" -D "$PG_TMP/data" -m immediate -w -t 30 stop >/dev/null 2>&1
