@@ -57,6 +57,8 @@ choose_broker() {  # then a vhost of the run's own on it, unless CELERY_BROKER_U
   elif [ "${RABBITMQ_WANTED%%.*}" = 4 ]; then
     start_throwaway_rabbitmq4
     BROKER_ORIGIN="throwaway server from the Debian 13 root $(rabbitmq4_root)"
+    # The nodes chaos.cluster starts (tests/cluster) run from the same root.
+    export RABBITMQ_ROOT=${RABBITMQ_ROOT:-$(rabbitmq4_root)}
   elif ! throwaway_forced && amqp_answers 127.0.0.1 5672 && local_rabbitmqctl_works; then
     CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//" BROKER_ORIGIN="local server"
   else
