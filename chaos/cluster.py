@@ -319,6 +319,10 @@ class RabbitCluster:
                 return json.loads(result.stdout)["running_nodes"]
         return []
 
+    def version(self) -> str:
+        """The RabbitMQ version the first node reports (3.10.8, 4.0.5...)."""
+        return self.ctl(self.nodes[0], "version").stdout.strip()
+
     def quorum_queues(self, via: Node | None = None) -> dict[str, dict]:
         """Every quorum queue: {name: {"leader", "members", "online"}}, from a running node."""
         last_error = ""

@@ -52,7 +52,7 @@ start_throwaway_rabbitmq4() {
   uid=$(awk -F: '$1 == "rabbitmq" { print $3 }' "$root/etc/passwd")
   gid=$(awk -F: '$1 == "rabbitmq" { print $4 }' "$root/etc/passwd")
   [ -n "$uid" ] && [ -n "$gid" ] || die 2 "no rabbitmq user in $root: remove it, the next run makes it again"
-  RABBIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-rabbit4.XXXXXX")
+  RABBIT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/orderflow-rabbit4.XXXXXX") RABBIT_LOG_SUFFIX=-4
   node="orderflow-test-$$@localhost"
   read -r port dist_port RABBIT_EPMD_PORT < <(free_ports 3)
   # The node and rabbitmqctl read the cookie from $HOME, the node directory: written before either starts.

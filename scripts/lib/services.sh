@@ -5,6 +5,7 @@
 PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT="" RABBIT_EPMD=(epmd)
 # rabbitmqctl for the broker the run uses, where we may administer it; the run's own vhost.
 RABBIT_CTL=() TEST_VHOST=""
+RABBIT_LOG_SUFFIX=""  # of the copy of a throwaway node's log kept in test-artifacts/broker/
 
 note() { echo "${0##*/}: $*" >&2; }
 die() { local code=$1; shift; note "$*"; exit "$code"; }
@@ -166,6 +167,10 @@ cleanup_services() {
   fi
   if [ -n "$PG_TMP" ] && [ -f "$PG_TMP/data/postmaster.pid" ]; then
     "${AS_PG[@]}" "$PG_CTL" -D "$PG_TMP/data" -m immediate -w -t 30 stop >/dev/null 2>&1
+  fi
+  if [ -n "$RABBIT_TMP" ]; then  # the node's log outlives it, for a failure to be read afterwards
+    mkdir -p "${ROOT:-.}/test-artifacts/broker" &&
+      cat "$RABBIT_TMP"/log/*.log >"${ROOT:-.}/test-artifacts/broker/throwaway-rabbitmq${RABBIT_LOG_SUFFIX:-}.log" 2>/dev/null
   fi
   rm -rf ${PG_TMP:+"$PG_TMP"} ${RABBIT_TMP:+"$RABBIT_TMP"}
   exit "$rc"
