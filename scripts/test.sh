@@ -78,7 +78,8 @@ export DATABASE_URL CELERY_BROKER_URL
 # Tests run with DEBUG off, like production, which needs a key; this one signs nothing real.
 export SECRET_KEY=${SECRET_KEY:-orderflow-tests-only-not-a-secret}
 # Named by the broker itself, so the line says what the run was tested against.
-BROKER_VERSION=$(broker_version "$CELERY_BROKER_URL") || die 2 "the broker does not answer at $(hide_password "$CELERY_BROKER_URL")"
+BROKER_VERSION=$(broker_version "$CELERY_BROKER_URL") ||
+  die 2 "could not ask the broker at $(hide_password "$CELERY_BROKER_URL") for its version (error above)"
 if [ -n "${ORDERFLOW_RABBITMQ:-}" ] && [[ "${BROKER_VERSION#* }" != "$RABBITMQ_WANTED"* ]]; then
   die 2 "ORDERFLOW_RABBITMQ=$ORDERFLOW_RABBITMQ, but the broker is $BROKER_VERSION ($BROKER_ORIGIN)"
 fi

@@ -127,15 +127,18 @@ local_rabbitmqctl_works() {  # the machine's own node, if this user may administ
 }
 
 broker_version() {  # URL: the RabbitMQ version the broker names in its AMQP server properties
-  "$VENV/bin/python" - "$1" 2>/dev/null <<'PY'
+  "$VENV/bin/python" - "$1" <<'PY'
 import sys
 
 import kombu
 
-with kombu.Connection(sys.argv[1], connect_timeout=10) as connection:
-    connection.connect()
-    properties = connection.connection.server_properties
-    print(properties.get("product", "?"), properties.get("version", "?"))
+try:
+    with kombu.Connection(sys.argv[1], connect_timeout=10) as connection:
+        connection.connect()
+        properties = connection.connection.server_properties
+except Exception as error:  # one line, not a traceback: test.sh says what it was doing
+    sys.exit(f"{type(error).__name__}: {error}")
+print(properties.get("product", "?"), properties.get("version", "?"))
 PY
 }
 
