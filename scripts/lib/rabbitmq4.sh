@@ -15,7 +15,10 @@
 
 RABBIT4_IN_ROOT="/run/orderflow"  # the node directory, as seen inside the root
 
-rabbitmq4_root() { echo "${ORDERFLOW_RABBITMQ4_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/orderflow/debian-trixie-rabbitmq}"; }
+rabbitmq4_root() {  # CI may run with no HOME: then the user's home directory from passwd
+  local home=${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}
+  echo "${ORDERFLOW_RABBITMQ4_ROOT:-${XDG_CACHE_HOME:-${home:-/root}/.cache}/orderflow/debian-trixie-rabbitmq}"
+}
 
 ensure_rabbitmq4_root() {  # print the cached Debian 13 root with rabbitmq-server 4.0, making it on first use
   local root debootstrap log started
@@ -83,8 +86,7 @@ start_throwaway_rabbitmq4() {
     printf ' %q' "${vars[@]}"
     printf ' "$@"\n'
   } >"$RABBIT_TMP/in-root"
-  chmod 755 "$RABBIT_TMP/in-root"
-  in_root=(unshare --mount --propagation private "$RABBIT_TMP/in-root")
+  in_root=(unshare --mount --propagation private sh "$RABBIT_TMP/in-root")  # sh: /tmp may be noexec
   # Own session, so a Ctrl-C reaches us (and our cleanup) rather than the broker; the server script
   # turns the TERM of cleanup_services into a clean stop.
   (exec setsid "${in_root[@]}" /usr/lib/rabbitmq/bin/rabbitmq-server >"$RABBIT_TMP/server.out" 2>&1 </dev/null) &
