@@ -122,6 +122,7 @@ def start_cluster(config: Config):
     try:
         logging.getLogger("chaos").info("starting a %s-node cluster", config.cluster_nodes)
         cluster.start()
+        logging.getLogger("chaos").info("cluster up: RabbitMQ %s", cluster.version())
     except BaseException:
         cluster.stop(quiet=True)
         hosts.destroy()

@@ -6,6 +6,11 @@ private epmd, so the machine's own RabbitMQ node is never seen, let alone stoppe
 rabbitmqctl call here names its node with -n. The nodes are joined with
 `rabbitmqctl join_cluster`.
 
+With RABBITMQ_ROOT set to a Debian root that holds another rabbitmq-server (the Debian 13 one
+with RabbitMQ 4.0 that scripts/lib/rabbitmq4.sh makes and `ORDERFLOW_RABBITMQ=4 scripts/test.sh`
+names), every node and CLI call runs from that root instead: chrooted, in a mount namespace of
+its own where /proc and the cluster's directory are mounted, so nothing stays mounted after.
+
     python -m chaos.cluster start [--dir DIR] [--port 5681] [--address 10.77.0.1]
     python -m chaos.cluster status [--dir DIR]
     python -m chaos.cluster stop [--dir DIR]
@@ -27,6 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 RABBITMQ_BIN = Path(os.environ.get("RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
+RABBITMQ_ROOT = os.environ.get("RABBITMQ_ROOT", "")
+# In the root's mount namespace: /proc and the cluster directory (at its own path), then chroot.
+# sh -c SCRIPT ROOT DIRECTORY USERSPEC ARGV...
+_IN_ROOT = (
+    'mount -t proc proc "$0/proc" && mkdir -p "$0$1" && mount --bind "$1" "$0$1" && '
+    'userspec=$2 && shift 2 && exec chroot ${userspec:+--userspec=$userspec} "$0" "$@"'
+)
 DEFAULT_DIR = Path(tempfile.gettempdir()) / "orderflow-rabbitmq-cluster"
 
 
@@ -58,8 +70,10 @@ class RabbitCluster:
         prefix: str = "rc",
         addresses: tuple[str, ...] = ("127.0.0.1",),
         epmd_port: int | None = None,
+        root: str = RABBITMQ_ROOT,
     ) -> None:
         self.directory = Path(directory)
+        self.root = root
         self.addresses = tuple(addresses)
         self.epmd_port = epmd_port or base_port - 1300  # 5681 -> 4381
         self.nodes = [
@@ -81,6 +95,7 @@ class RabbitCluster:
             "prefix": self.nodes[0].short.rstrip("0123456789"),
             "addresses": list(self.addresses),
             "epmd_port": self.epmd_port,
+            "root": self.root,
         }
         (self.directory / "cluster.json").write_text(json.dumps(state))
 
@@ -97,6 +112,7 @@ class RabbitCluster:
             prefix=state["prefix"],
             addresses=tuple(state["addresses"]),
             epmd_port=state["epmd_port"],
+            root=state.get("root", ""),
         )
 
     # --- URLs -----------------------------------------------------------------------------
@@ -155,14 +171,36 @@ class RabbitCluster:
             + "log.file.level = info\n"
         )
         if os.geteuid() == 0:
-            user = pwd.getpwnam("rabbitmq")
+            uid, gid = self._rabbitmq_ids()
             for path in [node.home, *node.home.rglob("*")]:
-                os.chown(path, user.pw_uid, user.pw_gid)
+                os.chown(path, uid, gid)
+
+    def _rabbitmq_ids(self) -> tuple[int, int]:
+        """The rabbitmq user the nodes run as: the root's own when they run from one."""
+        if not self.root:
+            user = pwd.getpwnam("rabbitmq")
+            return user.pw_uid, user.pw_gid
+        for line in (Path(self.root) / "etc" / "passwd").read_text().splitlines():
+            name, _, uid, gid, *_ = line.split(":")
+            if name == "rabbitmq":
+                return int(uid), int(gid)
+        raise ClusterError(f"no rabbitmq user in {self.root}")
+
+    def _command(self, argv: list[str], *, as_rabbitmq: bool) -> list[str]:
+        """argv as run on this machine: as `rabbitmq` when root, from the root if there is one."""
+        if not self.root:
+            if as_rabbitmq and os.geteuid() == 0:
+                return ["runuser", "-u", "rabbitmq", "--", *argv]
+            return argv
+        uid, gid = self._rabbitmq_ids()
+        userspec = f"{uid}:{gid}" if as_rabbitmq else ""
+        unshare = ["unshare", "--mount", "--propagation", "private"]
+        return [*unshare, "sh", "-c", _IN_ROOT, self.root, str(self.directory), userspec, *argv]
 
     def node_env(self, node: Node) -> dict[str, str]:
         home = node.home
         return {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": self._path(),
             "HOME": str(home),
             "LANG": "C.UTF-8",
             "RABBITMQ_NODENAME": node.name,
@@ -188,8 +226,7 @@ class RabbitCluster:
             *(f"{key}={value}" for key, value in self.node_env(node).items()),
             str(RABBITMQ_BIN / "rabbitmq-server"),
         ]
-        if os.geteuid() == 0:
-            argv = ["runuser", "-u", "rabbitmq", "--", *argv]
+        argv = self._command(argv, as_rabbitmq=True)
         with (node.home / "server.out").open("ab") as out:
             subprocess.Popen(  # noqa: S603 - the package's own server script
                 argv,
@@ -227,7 +264,8 @@ class RabbitCluster:
                 if result.returncode != 0 and not quiet:
                     print(f"{node.name}: not running", file=sys.stderr)
         subprocess.run(  # noqa: S603
-            ["epmd", "-port", str(self.epmd_port), "-kill"],  # noqa: S607
+            self._command(["epmd", "-port", str(self.epmd_port), "-kill"], as_rabbitmq=False),
+            env={**os.environ, "PATH": self._path()},
             capture_output=True,
             check=False,
             timeout=30,
@@ -245,7 +283,7 @@ class RabbitCluster:
     ) -> subprocess.CompletedProcess:
         """Run a CLI tool against exactly `node` (-n), with the cluster's cookie and epmd."""
         env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PATH": self._path(),
             "HOME": str(self.directory / "cli"),
             "LANG": "C.UTF-8",
             "ERL_EPMD_PORT": str(self.epmd_port),
@@ -254,11 +292,22 @@ class RabbitCluster:
         }
         argv = [str(RABBITMQ_BIN / tool), "-q", "-n", node.name, *args]
         result = subprocess.run(  # noqa: S603
-            argv, env=env, capture_output=True, text=True, timeout=timeout, check=False
+            self._command(argv, as_rabbitmq=False),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         if check and result.returncode != 0:
             raise ClusterError(f"{' '.join(argv)} failed: {result.stdout}{result.stderr}")
         return result
+
+    def _path(self) -> str:
+        """PATH for the tools: the root's own directories when they run from one."""
+        if self.root:
+            return "/usr/sbin:/usr/bin:/sbin:/bin"
+        return os.environ.get("PATH", "/usr/bin:/bin")
 
     def node_named(self, name: str) -> Node:
         return next(node for node in self.nodes if node.name == name)
@@ -269,6 +318,10 @@ class RabbitCluster:
             if result.returncode == 0:
                 return json.loads(result.stdout)["running_nodes"]
         return []
+
+    def version(self) -> str:
+        """The RabbitMQ version the first node reports (3.10.8, 4.0.5...)."""
+        return self.ctl(self.nodes[0], "version").stdout.strip()
 
     def quorum_queues(self, via: Node | None = None) -> dict[str, dict]:
         """Every quorum queue: {name: {"leader", "members", "online"}}, from a running node."""

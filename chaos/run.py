@@ -100,11 +100,13 @@ class Run:
 def database_urls(base_url: str, seed: int) -> tuple[str, str, str]:
     """(admin URL, run URL, run database name) for a fresh database next to `base_url`.
 
-    Named by the seed and this process: two runs at once (of one seed, too) never share or
-    drop each other's database.
+    Named after the base database, so runs from different databases on one server (each
+    developer's, each test database) never drop each other's: `orderflow` gives
+    `orderflow_chaos_<seed>`, `test_orderflow_h1` gives `test_orderflow_h1_chaos_<seed>`.
     """
     parts = urlsplit(base_url)
-    name = f"orderflow_chaos_{seed}_{os.getpid()}"
+    base_name = parts.path.lstrip("/") or "orderflow"
+    name = f"{base_name}_chaos_{seed}"
     return (
         urlunsplit(parts._replace(path="/postgres")),
         urlunsplit(parts._replace(path=f"/{name}")),

@@ -2,9 +2,10 @@
 # Sourced by scripts/test.sh: find, install or start PostgreSQL and RabbitMQ for the tests.
 # Whatever is started here is recorded in the globals below so cleanup_services can stop it.
 
-PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT=""
+PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT="" RABBIT_EPMD=(epmd)
 # rabbitmqctl for the broker the run uses, where we may administer it; the run's own vhost.
 RABBIT_CTL=() TEST_VHOST=""
+RABBIT_LOG_SUFFIX=""  # of the copy of a throwaway node's log kept in test-artifacts/broker/
 
 note() { echo "${0##*/}: $*" >&2; }
 die() { local code=$1; shift; note "$*"; exit "$code"; }
@@ -125,6 +126,22 @@ local_rabbitmqctl_works() {  # the machine's own node, if this user may administ
   RABBIT_CTL=("$ctl")
 }
 
+broker_version() {  # URL: the RabbitMQ version the broker names in its AMQP server properties
+  "$VENV/bin/python" - "$1" <<'PY'
+import sys
+
+import kombu
+
+try:
+    with kombu.Connection(sys.argv[1], connect_timeout=10) as connection:
+        connection.connect()
+        properties = connection.connection.server_properties
+except Exception as error:  # one line, not a traceback: test.sh says what it was doing
+    sys.exit(f"{type(error).__name__}: {error}")
+print(properties.get("product", "?"), properties.get("version", "?"))
+PY
+}
+
 use_own_vhost() {  # a vhost for this run alone, made now and deleted at exit (cleanup_services)
   TEST_VHOST="orderflow-test-$$-$(python3 -c 'import secrets; print(secrets.token_hex(4))')"
   local user
@@ -149,10 +166,14 @@ cleanup_services() {
     kill -TERM "$RABBIT_PID" 2>/dev/null  # the rabbitmq-server script turns TERM into a clean stop
     for _ in {1..30}; do kill -0 "$RABBIT_PID" 2>/dev/null || break; sleep 0.5; done
     kill -KILL -- "-$RABBIT_PID" 2>/dev/null
-    epmd -port "$RABBIT_EPMD_PORT" -kill >/dev/null 2>&1  # the node started it as a daemon
+    "${RABBIT_EPMD[@]}" -port "$RABBIT_EPMD_PORT" -kill >/dev/null 2>&1  # the node started it as a daemon
   fi
   if [ -n "$PG_TMP" ] && [ -f "$PG_TMP/data/postmaster.pid" ]; then
     "${AS_PG[@]}" "$PG_CTL" -D "$PG_TMP/data" -m immediate -w -t 30 stop >/dev/null 2>&1
+  fi
+  if [ -n "$RABBIT_TMP" ]; then  # the node's log outlives it, for a failure to be read afterwards
+    mkdir -p "${ROOT:-.}/test-artifacts/broker" &&
+      cat "$RABBIT_TMP"/log/*.log >"${ROOT:-.}/test-artifacts/broker/throwaway-rabbitmq${RABBIT_LOG_SUFFIX:-}.log" 2>/dev/null
   fi
   rm -rf ${PG_TMP:+"$PG_TMP"} ${RABBIT_TMP:+"$RABBIT_TMP"}
   exit "$rc"

@@ -63,5 +63,8 @@ def test_a_cluster_run_with_a_leader_stop_and_a_host_cut_loses_nothing():
 
     print(result.stdout)
     assert result.returncode == 0, result.stdout[-5000:] + result.stderr[-5000:]
+    # The version scripts/test.sh was asked for (ORDERFLOW_RABBITMQ): the nodes run from its root
+    # (chaos logs to stderr).
+    assert f"cluster up: RabbitMQ {os.environ.get('ORDERFLOW_RABBITMQ', '')}" in result.stderr
     for fault in ("leader of", "cut off from the broker", "reconnected"):
         assert fault in result.stdout, f"the run did not inject: {fault}"
