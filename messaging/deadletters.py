@@ -229,7 +229,7 @@ def replay(*, dead_letter_id: int, actor: AbstractBaseUser | None) -> DeadLetter
             raise DeadLetterNotReplayable(
                 f"Dead letter {dead_letter.pk} cannot be replayed: it was discarded."
             )
-        if task is None or kwargs is None or not _is_uuid(dead_letter.message_id):
+        if task is None or kwargs is None or _uuid_or_none(dead_letter.message_id) is None:
             raise DeadLetterNotReplayable(
                 f"Dead letter {dead_letter.pk} cannot be replayed: it is not a task message "
                 f"of this system (task {dead_letter.task_name or 'unknown'!r}); discard it."
@@ -309,10 +309,6 @@ def _subject_of(task_name: str, kwargs: dict | None) -> uuid.UUID | None:
     task = _task_named(task_name)
     subject_of = getattr(task, "subject_of", None)
     return _uuid_or_none(subject_of(kwargs)) if subject_of and kwargs is not None else None
-
-
-def _is_uuid(value: str) -> bool:
-    return _uuid_or_none(value) is not None
 
 
 def _uuid_or_none(value: object) -> uuid.UUID | None:

@@ -35,13 +35,8 @@ def live_system(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def system(live_system, django_db_reset_sequences):
-    """The live system; after the test, the broker is reachable again and all work is done.
-
-    Each test's flush re-creates Django's content types; with the sequences reset they come
-    back with the same ids, which the long-lived web workers have cached (the admin's log
-    entries name them: a stale id failed an admin action with a foreign-key error).
-    """
+def system(live_system, transactional_db):
+    """The live system; after the test, the broker is reachable again and all work is done."""
     yield live_system
     live_system.proxy.restore()
     live_system.wait_until_idle()

@@ -92,6 +92,7 @@ def screenshots(page, request, capsys):
 
 @pytest.fixture
 def operator(system):
+    system.restart_web()  # the admin's log entries need this test's content type ids
     return web_superuser("operator", PASSWORD)
 
 

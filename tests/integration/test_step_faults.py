@@ -133,6 +133,7 @@ def run_deadletters_command(system, *args: str) -> subprocess.CompletedProcess:
 def test_replays_from_the_admin_and_the_cli_at_once_during_an_outage_complete_the_order_once(
     system, buyer_api
 ):
+    system.restart_web()  # the admin's log entries need this test's content type ids
     web_superuser("operator", "pw")
     fault = FakeGatewayFault.objects.create(remaining=1000)
     order_id = post_order(buyer_api)

@@ -155,6 +155,14 @@ class LiveSystem:
                 raise AssertionError(f"the system did not settle in {timeout}s: {busy}")
             time.sleep(0.1)
 
+    def restart_web(self) -> None:
+        """A fresh gunicorn, for tests of the admin: each test's flush re-creates Django's
+        content types under new ids, and a long-lived web worker keeps the old ones cached
+        (an admin action's log entry then fails its foreign key). Production never flushes."""
+        self.web.stop()
+        self.web.start()
+        wait_for_http(self.base_url + "/api/orders/")
+
     def stop(self) -> None:
         for process in (self.deadletters, self.relay, self.web, self.worker):
             process.stop()
