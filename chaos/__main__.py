@@ -4,6 +4,7 @@ Exits 0 when every invariant holds, 1 when one fails, 2 when the run could not b
 """
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -13,7 +14,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from .run import ChaosRun, Config, create_database, database_urls, summarize
+from .run import MEASURED_QUEUES, ChaosRun, Config, create_database, database_urls, summarize
+from .vhost import VhostError, own_vhost
 
 
 def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
@@ -46,10 +48,43 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         "--settle-timeout", type=float, default=300, help="seconds allowed to settle after the load"
     )
     add(
-        "--broker-control",
-        choices=["auto", "rabbitmqctl", "proxy"],
-        default="auto",
-        help="how to restart the broker: rabbitmqctl stop_app/start_app, or cut a TCP proxy",
+        "--broker",
+        choices=["node", "url"],
+        default="node",
+        help="node: a RabbitMQ node of the run's own (RABBITMQ_ROOT picks the server, as for "
+        "--cluster); url: CELERY_BROKER_URL's broker, in a vhost made for the run (rabbitmqctl), "
+        "its restarts made by cutting proxies, no alarms",
+    )
+    kinds = parser.add_argument_group("faults around alarms and dead letters")
+    add = kinds.add_argument
+    add("--alarms", type=int, default=0, help="resource alarms, memory then disk (needs a node)")
+    add("--alarm-seconds", type=float, default=8, help="how long each alarm holds")
+    add(
+        "--stale-dead-letters",
+        type=int,
+        default=0,
+        help="copies of fraud's message dead-lettered after their order moved on",
+    )
+    add(
+        "--dead-letter-faults",
+        type=int,
+        default=0,
+        help="the dead-letter consumer down, then its database down, then its acks lost, in turn",
+    )
+    add("--dead-letter-down-seconds", type=float, default=15, help="how long each lasts")
+    add(
+        "--channel-close-loops",
+        type=int,
+        default=0,
+        help="bursts of closes of the workers' broker connections (prefetched messages return)",
+    )
+    add("--channel-closes", type=int, default=5, help="closes per burst")
+    add(
+        "--replays-during-outage",
+        type=int,
+        default=0,
+        help="waiting billing messages dead-lettered, then replayed from admin and CLI at once "
+        "during a broker outage",
     )
     add("--report", type=Path, help="write the figures as JSON here")
     cluster = parser.add_argument_group(
@@ -67,6 +102,12 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
     add("--leader-stops", type=int, default=1, help="stops of the node leading a work queue")
     add("--node-stops", type=int, default=1, help="stops of another node")
     add("--host-cuts", type=int, default=1, help="a worker host cut off from the broker")
+    add(
+        "--majority-losses",
+        type=int,
+        default=0,
+        help="all nodes but one stopped at once: quorum queues lose their majority",
+    )
     add("--node-down-seconds", type=float, default=10, help="how long a stopped node stays down")
     add("--cut-seconds", type=float, default=25, help="how long a host stays cut off")
     add("--cluster-port", type=int, default=5681, help="AMQP port of the first node")
@@ -77,6 +118,17 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         args.broker_restarts = 0 if args.cluster_nodes else 1
     if args.cluster_nodes and args.broker_restarts:
         parser.error("--broker-restarts restarts a single broker: use --leader-stops/--node-stops")
+    if args.cluster_nodes and (
+        args.dead_letter_faults or args.channel_close_loops or args.replays_during_outage
+    ):
+        parser.error(
+            "--dead-letter-faults, --channel-close-loops and --replays-during-outage cut proxies "
+            "the cluster run does not have: run them on one node"
+        )
+    if args.majority_losses and not args.cluster_nodes:
+        parser.error("--majority-losses needs a cluster (--cluster 3)")
+    if args.alarms and args.broker == "url" and not args.cluster_nodes:
+        parser.error("--alarms block every client of a node: they need --broker node")
     config = Config(**{k: v for k, v in vars(args).items() if k != "report"})
     config.database_url = os.environ.get(
         "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/orderflow"
@@ -91,18 +143,46 @@ def main(argv: list[str]) -> int:
     if not config.database_url.startswith(("postgres://", "postgresql://")):
         print("python -m chaos needs PostgreSQL: set DATABASE_URL=postgres://...", file=sys.stderr)
         return 2
-    cluster = hosts = None
+    cluster = hosts = node = None
     try:
-        if config.cluster_nodes:
-            cluster, hosts = start_cluster(config)
-            config.broker_url = cluster.url()
-        return run(config, report_path, cluster=cluster, hosts=hosts)
+        with contextlib.ExitStack() as stack:
+            if config.cluster_nodes:
+                cluster, hosts = start_cluster(config)
+                config.broker_url = cluster.url()
+            elif config.broker == "node":
+                node = start_node(config)
+                config.broker_url = node.url()
+            else:
+                try:
+                    config.broker_url = stack.enter_context(
+                        own_vhost(config.broker_url, f"orderflow-chaos-{config.seed}")
+                    )
+                except VhostError as error:
+                    print(f"{error}: or run with --broker node", file=sys.stderr)
+                    return 2
+            return run(config, report_path, cluster=cluster, hosts=hosts, node=node)
     finally:
         if cluster is not None:
             cluster.stop(quiet=True)
             shutil.rmtree(cluster.directory, ignore_errors=True)
         if hosts is not None:
             hosts.destroy()
+        if node is not None:
+            node.stop()
+            shutil.rmtree(node.directory, ignore_errors=True)
+
+
+def start_node(config: Config):
+    """A one-node RabbitMQ of the run's own, on free ports."""
+    from .node import PrivateNode, free_node_port
+
+    node = PrivateNode(name=f"chaos{config.seed}", port=free_node_port())
+    logging.getLogger("chaos").info("starting a RabbitMQ node of the run's own")
+    node.start()
+    logging.getLogger("chaos").info(
+        "node up: RabbitMQ %s on port %s", node._cluster.version(), node.node.port
+    )
+    return node
 
 
 def start_cluster(config: Config):
@@ -130,7 +210,7 @@ def start_cluster(config: Config):
     return cluster, hosts
 
 
-def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None) -> int:
+def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None, node=None) -> int:
     admin_url, run_url, database = database_urls(config.database_url, config.seed)
     create_database(admin_url, database)
     os.environ["DATABASE_URL"] = run_url  # the harness reads the run's database directly
@@ -142,10 +222,18 @@ def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None) -
     django.setup()
     from django.core.management import call_command
 
-    from .broker import consumers_on_work_queues, queue_depth, reset_topology
-    from .invariants import all_hold, check_invariants, render_table
+    from .broker import (
+        broker_server_version,
+        consumers_on_work_queues,
+        queue_depth,
+        reset_topology,
+    )
+    from .invariants import all_hold, check_invariants, fault_table, render_table
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # the admin's, as release does
+    broker_version = broker_server_version(config.broker_url)
+    logging.getLogger("chaos").info("broker: RabbitMQ %s", broker_version)
     busy = consumers_on_work_queues(config.broker_url)
     if busy:
         print(
@@ -167,7 +255,13 @@ def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None) -
             hosts=hosts,
         )
     else:
-        chaos = ChaosRun(config, admin_url=admin_url, run_url=run_url, database=database)
+        chaos = ChaosRun(
+            config,
+            admin_url=admin_url,
+            run_url=run_url,
+            database=database,
+            nodes=node._cluster if node is not None else None,
+        )
     try:
         chaos.start_system()
         clients = chaos.make_clients()
@@ -181,9 +275,18 @@ def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None) -
         for helper in helpers:
             helper.join(timeout=120)
         depths = chaos.settle()
-        depths = {q: queue_depth(config.broker_url, q) for q in ("fraud", "billing", "dead_letter")}
+        depths = {q: queue_depth(config.broker_url, q) for q in MEASURED_QUEUES}
         checks = check_invariants(
-            accepted=chaos.run.accepted, queue_depths=depths, poison_sent=chaos.run.poison_sent
+            accepted=chaos.run.accepted,
+            queue_depths=depths,
+            poison_sent=chaos.run.poison_sent,
+            dead_letters=chaos.run.made,
+        )
+        faults = fault_table(
+            windows=chaos.run.windows,
+            made=chaos.run.made,
+            accepted_at=chaos.run.accepted_at,
+            started_wall=chaos.run.started_wall,
         )
         if cluster is not None:
             from .cluster_run import ELECTION_LIMIT_SECONDS
@@ -215,6 +318,10 @@ def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None) -
         f"settled in {summary['settle_seconds']} s"
     )
     print(render_table(checks))
+    print()
+    print(render_fault_table(faults))
+    summary["fault_kinds"] = faults
+    summary["broker"] = broker_version
     if report_path:
         summary["invariants"] = [
             {"name": c.name, "figure": c.figure, "ok": c.ok, "problems": c.problems} for c in checks
@@ -222,6 +329,28 @@ def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None) -
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps(summary, indent=2) + "\n")
     return 0 if all_hold(checks) else 1
+
+
+def render_fault_table(rows: list[dict]) -> str:
+    """Per fault kind: fired, orders in flight, lost, charged twice, stuck, dead letters."""
+    header = ("fault kind", "fired", "orders", "lost", "charged 2x", "stuck", "dead letters")
+    lines = [header] + [
+        (
+            row["fault"],
+            str(row["fired"]),
+            str(row["orders"]),
+            str(row["lost"]),
+            str(row["charged_twice"]),
+            str(row["stuck"]),
+            f"{row['dead_letters_recorded']} / {row['dead_letters_expected']}",
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
 
 
 if __name__ == "__main__":

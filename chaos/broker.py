@@ -21,6 +21,13 @@ def queue_depth(url: str, name: str) -> int:
         return count
 
 
+def broker_server_version(url: str) -> str:
+    """The version the broker names in its connection handshake (3.10.8, 4.0.5...)."""
+    with connect(url) as connection:
+        version = connection.connection.server_properties.get("version", "unknown")
+        return version.decode() if isinstance(version, bytes) else str(version)
+
+
 def consumers_on_work_queues(url: str) -> dict[str, int]:
     """Queues that some process is consuming from right now (passive declares)."""
     with connect(url) as connection:

@@ -17,6 +17,7 @@ import time
 from urllib.parse import urlsplit, urlunsplit
 
 from .cluster import ClusterError, RabbitCluster
+from .faults import BrokerControl
 from .hosts import SimulatedHosts
 from .processes import (
     ManagedProcess,
@@ -51,6 +52,7 @@ class ClusterChaosRun(ChaosRun):
         self.db_proxy = TcpProxy(
             (db.hostname or "127.0.0.1", db.port or 5432), host=self.hosts.database_address
         ).start()
+        self.db_proxies = [self.db_proxy]
         credentials = db.netloc.rsplit("@", 1)[0]
         proxied_db = urlunsplit(
             db._replace(netloc=f"{credentials}@{self.hosts.database_address}:{self.db_proxy.port}")
@@ -73,6 +75,7 @@ class ClusterChaosRun(ChaosRun):
             "SECURE_SSL_REDIRECT": "0",
         }
         self.env = env
+        self.broker_control = BrokerControl([], self.cluster)  # alarms on the cluster's nodes
         worker_env = {**env, "CELERY_BROKER_URL": self.cluster.url(self.hosts.broker_address)}
         port = free_port()
         log_dir = self.config.log_dir
@@ -114,6 +117,7 @@ class ClusterChaosRun(ChaosRun):
             ["leader_stop"] * self.config.leader_stops
             + ["node_stop"] * self.config.node_stops
             + ["host_cut"] * self.config.host_cuts
+            + ["majority_loss"] * self.config.majority_losses
         )
         events += [
             (self.rng.randint(self.config.orders // 5, self.config.orders * 6 // 10), event)
@@ -121,7 +125,7 @@ class ClusterChaosRun(ChaosRun):
         ]
         return sorted(events)
 
-    def fire(self, event: str) -> None:
+    def fire(self, event: str) -> str:
         if event == "leader_stop":
             queue = self.rng.choice(["fraud", "billing"])
             leader = self.cluster.quorum_queues()[queue]["leader"]
@@ -136,8 +140,31 @@ class ClusterChaosRun(ChaosRun):
             time.sleep(self.config.cut_seconds)
             self.hosts.reconnect(host)
             self.run.log_fault(f"{host.name} reconnected after {self.config.cut_seconds:.0f} s")
+        elif event == "majority_loss":
+            self.lose_majority()
         else:
-            super().fire(event)
+            return super().fire(event)
+        return event
+
+    def lose_majority(self) -> None:
+        """Every node but one stopped at once: no quorum queue can confirm a publish or deliver
+        until they are back, so publishers time out and the outbox holds what they wrote."""
+        stopped = self.cluster.nodes[1:]
+        for node in stopped:
+            self.cluster.stop_node(node)
+        names = ", ".join(node.name for node in stopped)
+        self.run.log_fault(f"stopped {names}: the quorum queues lost their majority")
+        time.sleep(self.config.node_down_seconds)
+        for node in stopped:  # together: a node waits at boot for the others of its cluster
+            self.cluster.start_node(node, wait=False)
+        for node in stopped:
+            self.cluster.await_node(node)
+        started = time.monotonic()
+        led = self._wait(lambda queues: all(q["leader"] for q in queues))
+        self.run.log_fault(
+            f"started {names} again after {self.config.node_down_seconds:.0f} s; every queue led "
+            f"again in {None if led is None else round(led - started, 1)} s"
+        )
 
     def stop_and_restart(self, name: str, *, why: str) -> None:
         """Stop a node, time the elections of new leaders, start it again, time its rejoin."""

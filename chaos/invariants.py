@@ -11,12 +11,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 
+from django.db import models
 from django.db.models import Count, Exists, OuterRef
 
 from core import money
 from fakegateway.models import FakeGatewayCharge
 from messaging.models import DeadLetter, OutboxMessage
-from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
+from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
 from ordering import selectors as order_selectors
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import TERMINAL_STATUSES, OrderStatus, can_transition
@@ -39,10 +40,19 @@ class Check:
 
 
 def check_invariants(
-    *, accepted: dict[uuid.UUID, str], queue_depths: dict[str, int], poison_sent: int
+    *,
+    accepted: dict[uuid.UUID, str],
+    queue_depths: dict[str, int],
+    poison_sent: int,
+    dead_letters: Mapping[str, set[str]] | None = None,
 ) -> list[Check]:
-    """Check every invariant, in the order the report shows them."""
+    """Check every invariant, in the order the report shows them.
+
+    `dead_letters` is the message ids of the dead letters each fault kind made, when the
+    harness knows them all: then exactly those must be recorded.
+    """
     accepted = {uuid.UUID(str(order_id)): status for order_id, status in accepted.items()}
+    extra = [] if dead_letters is None else [_dead_letters_as_made(dead_letters)]
     return [
         _orders_stored(accepted),
         _orders_finished(),
@@ -52,9 +62,12 @@ def check_invariants(
         _charged_is_processed(),
         _histories_valid(),
         _queues_empty("messages left in work queues", WORK_QUEUES, queue_depths),
-        _queues_empty("dead_letter queue drained", (DEAD_LETTER_QUEUE,), queue_depths),
+        _queues_empty(
+            "dead_letter queue drained", (DEAD_LETTER_QUEUE, PARKING_QUEUE), queue_depths
+        ),
         _outbox_published(),
         _poison_dead_lettered(poison_sent),
+        *extra,
     ]
 
 
@@ -387,6 +400,92 @@ def _poison_dead_lettered(poison_sent: int) -> Check:
         ok=not problems,
         problems=problems,
     )
+
+
+def _dead_letters_as_made(made: Mapping[str, set[str]]) -> Check:
+    """Exactly the dead letters the faults made are recorded, each death once; those of real
+    orders are done with (STALE, or REPLAYED), and poison waits NEW for an operator."""
+    expected = set().union(*made.values()) if made else set()
+    rows = list(
+        DeadLetter.objects.annotate(
+            of_an_order=Exists(Order.objects.filter(pk=OuterRef("subject_id")))
+        )
+        .order_by("message_id")
+        .values_list("message_id", "status", "death_count", "of_an_order")
+    )
+    recorded = {message_id for message_id, *_ in rows}
+    problems = [f"dead letter of {m} never recorded" for m in sorted(expected - recorded)]
+    problems += [
+        f"dead letter {m} recorded, but no fault made it" for m in sorted(recorded - expected)
+    ]
+    twice = [m for m, _, deaths, _ in rows if deaths > 1]
+    problems += [f"dead letter {m}: one death counted more than once" for m in twice]
+    problems += [
+        f"dead letter {m} of an order left {status}"
+        for m, status, _, of_an_order in rows
+        if of_an_order and status not in (DeadLetter.Status.STALE, DeadLetter.Status.REPLAYED)
+    ]
+    return Check(
+        name="dead letters recorded as made",
+        figure=(
+            f"recorded {len(recorded & expected)} / made {len(expected)}, "
+            f"unexpected {len(recorded - expected)}, counted twice {len(twice)}"
+        ),
+        ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+def fault_table(
+    *,
+    windows: Sequence[tuple[str, float, float]],
+    made: Mapping[str, set[str]],
+    accepted_at: Mapping[uuid.UUID, float],
+    started_wall: float,
+) -> list[dict]:
+    """Per fault kind: how often it fired, the orders in flight while it did (accepted before
+    it ended, finished after it began), and how many of those were lost, charged twice or
+    left with no way forward; and the dead letters it made, recorded / expected."""
+    finished = {
+        order_id: at.timestamp() - started_wall
+        for order_id, at in OrderEvent.objects.order_by()
+        .values("order_id")
+        .annotate(last=models.Max("at"))
+        .values_list("order_id", "last")
+    }
+    stored = set(finished)
+    doubled = {
+        uuid.UUID(ref)
+        for ref in FakeGatewayCharge.objects.filter(outcome=CHARGED)
+        .values("order_ref")
+        .annotate(charges=Count("id"))
+        .filter(charges__gt=1)
+        .values_list("order_ref", flat=True)
+    }
+    stuck = set(order_selectors.orders_without_a_way_forward().values_list("id", flat=True))
+    recorded = set(DeadLetter.objects.values_list("message_id", flat=True))
+    rows = []
+    for kind in dict.fromkeys(kind for kind, _, _ in windows):
+        spans = [(start, end) for k, start, end in windows if k == kind]
+        in_flight = {
+            order_id
+            for order_id, accepted in accepted_at.items()
+            for start, end in spans
+            if accepted <= end and finished.get(order_id, float("inf")) >= start
+        }
+        rows.append(
+            {
+                "fault": kind,
+                "fired": len(spans),
+                "orders": len(in_flight),
+                "lost": len(in_flight - stored),
+                "charged_twice": len(in_flight & doubled),
+                "stuck": len(in_flight & stuck),
+                "dead_letters_recorded": len(made.get(kind, set()) & recorded),
+                "dead_letters_expected": len(made.get(kind, set())),
+            }
+        )
+    return rows
 
 
 # --- report helpers -------------------------------------------------------------------------

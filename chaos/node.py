@@ -16,6 +16,7 @@ rabbitmqctl call names it with -n.
 
 import argparse
 import json
+import random
 import socket
 import sys
 import tempfile
@@ -115,6 +116,14 @@ class PrivateNode:
 def default_directory(name: str, port: int) -> Path:
     """Per name and port: two nodes on one machine (two test runs) never share one."""
     return Path(tempfile.gettempdir()) / f"orderflow-node-{name}-{port}"
+
+
+def free_node_port(low: int = 6000, high: int = 9000) -> int:
+    """An AMQP port whose node's other ports (distribution +20000, epmd -1300) are free too."""
+    for port in random.sample(range(low, high), 200):
+        if not any(_listening(p) for p in (port, port + 20000, port - 1300)):
+            return port
+    raise ClusterError(f"no free port for a RabbitMQ node between {low} and {high}")
 
 
 def _listening(port: int) -> bool:

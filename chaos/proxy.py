@@ -15,6 +15,9 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
+        # While set, what clients send is read and dropped, and what the server sends still
+        # arrives: a one-way partition (a client whose acks never reach the broker).
+        self._dropping_upstream = threading.Event()
 
     def start(self) -> "TcpProxy":
         listener = socket.socket()
@@ -40,8 +43,16 @@ class TcpProxy:
             sock.close()
 
     def restore(self) -> None:
+        self._dropping_upstream.clear()
         if self._listener is None:
             self.start()
+
+    def drop_upstream(self) -> None:
+        """From now on, until cut(), drop what the clients send; deliver what the server sends.
+
+        The stream a client sends is broken from here on, so the only way out is cut().
+        """
+        self._dropping_upstream.set()
 
     def _accept(self, listener: socket.socket) -> None:
         while True:
@@ -61,13 +72,16 @@ class TcpProxy:
                     server.close()
                     return
                 self._connections |= {client, server}
-            for source, target in ((client, server), (server, client)):
-                threading.Thread(target=self._pump, args=(source, target), daemon=True).start()
+            for source, target, upstream in ((client, server, True), (server, client, False)):
+                threading.Thread(
+                    target=self._pump, args=(source, target, upstream), daemon=True
+                ).start()
 
-    @staticmethod
-    def _pump(source: socket.socket, target: socket.socket) -> None:
+    def _pump(self, source: socket.socket, target: socket.socket, upstream: bool) -> None:
         try:
             while data := source.recv(65536):
+                if upstream and self._dropping_upstream.is_set():
+                    continue
                 target.sendall(data)
         except OSError:
             pass

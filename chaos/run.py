@@ -10,9 +10,12 @@ random schedule, so a failing run can be repeated with the same --seed.
 import logging
 import os
 import random
+import signal
+import subprocess
 import threading
 import time
 import uuid
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -21,14 +24,25 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from django.db import DatabaseError, close_old_connections
 
+from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
+
 from .broker import publish_raw, queue_depth
-from .faults import BrokerControl, database_fault, kill_worker, kill_worker_child
-from .http import ApiClient
+from .cluster import RabbitCluster
+from .faults import (
+    BrokerControl,
+    database_fault,
+    kill_worker,
+    kill_worker_child,
+    reject_copy,
+    take_and_reject,
+)
+from .http import AdminSession, ApiClient
 from .processes import (
     ROOT,
     ManagedProcess,
     celery_worker_argv,
     gunicorn_argv,
+    python_argv,
     relay_and_dead_letter_consumer,
     start_and_wait_until_ready,
 )
@@ -44,6 +58,8 @@ ORDER_MIX = [
     ("20000.00", "CANCELED_FRAUD"),
 ]
 ORDERS_PER_BUYER = 15  # under FRAUD_MAX_ORDERS_PER_HOUR, so the hourly rule never fires
+MEASURED_QUEUES = (*WORK_QUEUES, DEAD_LETTER_QUEUE, PARKING_QUEUE)
+CONNECTION_LOST = "Connection to broker lost"  # what a Celery worker logs when it happens
 
 
 @dataclass
@@ -61,7 +77,18 @@ class Config:
     seed: int = 1
     settle_timeout: float = 300
     rate: float = 0  # orders posted per second, all clients together; 0: as fast as they can
-    broker_control: str = "auto"
+    # "node": a RabbitMQ node of the run's own (chaos.node), restarted and alarmed for real;
+    # "url": the broker of CELERY_BROKER_URL, in a vhost made for the run, cut at proxies.
+    broker: str = "node"
+    # The faults the first harness did not make (docs/reliability.md, "Fault kinds").
+    alarms: int = 0
+    alarm_seconds: float = 8
+    stale_dead_letters: int = 0
+    dead_letter_faults: int = 0
+    dead_letter_down_seconds: float = 15
+    channel_close_loops: int = 0
+    channel_closes: int = 5
+    replays_during_outage: int = 0
     # A RabbitMQ cluster of this many nodes (0: the broker CELERY_BROKER_URL names), the
     # worker hosts (network namespaces) and the cluster's faults: chaos.cluster_run.
     cluster_nodes: int = 0
@@ -69,6 +96,7 @@ class Config:
     leader_stops: int = 1
     node_stops: int = 1
     host_cuts: int = 1
+    majority_losses: int = 0
     node_down_seconds: float = 10
     cut_seconds: float = 25
     cluster_port: int = 5681
@@ -90,11 +118,28 @@ class Run:
     load_seconds: float = 0.0
     settle_seconds: float = 0.0
     started: float = field(default_factory=time.monotonic)
+    started_wall: float = field(default_factory=time.time)  # to place database timestamps
+    accepted_at: dict[uuid.UUID, float] = field(default_factory=dict)  # seconds into the run
+    windows: list[tuple[str, float, float]] = field(default_factory=list)  # fault, start, end
+    fired: Counter = field(default_factory=Counter)
+    failed_faults: int = 0
+    # The message ids of the dead letters each fault kind made.
+    made: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    replayed: int = 0
+
+    def now(self) -> float:
+        return time.monotonic() - self.started
 
     def log_fault(self, what: str) -> None:
-        at = time.monotonic() - self.started
+        at = self.now()
         self.faults.append((at, what))
         logger.info("fault at %.1fs: %s", at, what)
+
+    def dead_letters_made(self, kind: str, message_ids) -> None:
+        self.made[kind] |= {str(message_id) for message_id in message_ids}
+
+    def made_dead_letter(self, message_id) -> bool:
+        return any(str(message_id) in ids for ids in self.made.values())
 
 
 def database_urls(base_url: str, seed: int) -> tuple[str, str, str]:
@@ -121,8 +166,17 @@ def create_database(admin_url: str, name: str) -> None:
 
 
 class ChaosRun:
-    def __init__(self, config: Config, *, admin_url: str, run_url: str, database: str) -> None:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        admin_url: str,
+        run_url: str,
+        database: str,
+        nodes: RabbitCluster | None = None,
+    ) -> None:
         self.config = config
+        self.nodes = nodes  # the run's own broker nodes; None: a broker it may only cut
         # Two generators from one seed: the fault schedule stays the same whatever the message
         # thread draws (repeatable runs, not secrets).
         self.rng = random.Random(config.seed)  # noqa: S311
@@ -138,32 +192,26 @@ class ChaosRun:
     # --- the system ---------------------------------------------------------------------
 
     def start_system(self) -> None:
+        """The Procfile's processes, each reaching PostgreSQL and RabbitMQ through proxies the
+        faults cut: the dead-letter consumer through proxies of its own, the workers through
+        theirs, so each can be cut off alone."""
         db = urlsplit(self.run_url)
         self.db_proxy = TcpProxy((db.hostname or "127.0.0.1", db.port or 5432)).start()
-        proxied_db = urlunsplit(
-            db._replace(netloc=f"{db.netloc.rsplit('@', 1)[0]}@127.0.0.1:{self.db_proxy.port}")
-        )
+        self.dead_letter_db_proxy = TcpProxy((db.hostname or "127.0.0.1", db.port or 5432)).start()
+        self.db_proxies = [self.db_proxy, self.dead_letter_db_proxy]
         broker = urlsplit(self.config.broker_url)
-        self.broker_proxy = TcpProxy((broker.hostname or "127.0.0.1", broker.port or 5672)).start()
-        mode = self.config.broker_control
-        if mode == "auto":
-            # rabbitmqctl drives the machine's default node: use it only for that broker.
-            default_node = (
-                broker.hostname in ("127.0.0.1", "localhost") and (broker.port or 5672) == 5672
-            )
-            mode = "rabbitmqctl" if default_node and BrokerControl.rabbitmqctl_works() else "proxy"
-        self.broker_control = BrokerControl(mode, self.broker_proxy)
-        broker_url = self.config.broker_url
-        if mode == "proxy":
-            broker_url = urlunsplit(
-                broker._replace(
-                    netloc=f"{broker.netloc.rsplit('@', 1)[0]}@127.0.0.1:{self.broker_proxy.port}"
-                )
-            )
+        upstream = (broker.hostname or "127.0.0.1", broker.port or 5672)
+        self.broker_proxy = TcpProxy(upstream).start()  # web and relay
+        self.worker_broker_proxy = TcpProxy(upstream).start()
+        self.dead_letter_broker_proxy = TcpProxy(upstream).start()
+        self.broker_control = BrokerControl(
+            [self.broker_proxy, self.worker_broker_proxy, self.dead_letter_broker_proxy],
+            self.nodes,
+        )
         env = {
             **os.environ,
-            "DATABASE_URL": proxied_db,
-            "CELERY_BROKER_URL": broker_url,
+            "DATABASE_URL": _via(self.run_url, self.db_proxy),
+            "CELERY_BROKER_URL": _via(self.config.broker_url, self.broker_proxy),
             "DEBUG": "0",
             "SECRET_KEY": "orderflow-chaos-not-a-secret",
             "ALLOWED_HOSTS": "127.0.0.1",
@@ -172,19 +220,35 @@ class ChaosRun:
             "RETRY_BASE_SECONDS": "1",
             "RETRY_MAX_SECONDS": "8",
             "BROKER_CONNECTION_TIMEOUT": "1",
+            # A dead letter that cannot be recorded is parked after ~7 s, not ~30 s.
+            "DEAD_LETTER_RECORD_ATTEMPTS": "3",
+            "DEAD_LETTER_RETRY_BASE_SECONDS": "1",
+            "DEAD_LETTER_RETRY_MAX_SECONDS": "4",
             "SECURE_SSL_REDIRECT": "0",  # plain HTTP on localhost
         }
         self.env = env
+        worker_env = {
+            **env,
+            "CELERY_BROKER_URL": _via(self.config.broker_url, self.worker_broker_proxy),
+        }
+        dead_letter_env = {
+            **env,
+            "DATABASE_URL": _via(self.run_url, self.dead_letter_db_proxy),
+            "CELERY_BROKER_URL": _via(self.config.broker_url, self.dead_letter_broker_proxy),
+        }
         port = free_port()
         log_dir = self.config.log_dir
         self.web = ManagedProcess(
             "web", gunicorn_argv(port=port, extra=("--timeout", "60")), env, log_dir
         )
         self.workers = [
-            ManagedProcess(f"worker{n}", celery_worker_argv(hostname=f"chaos{n}@%h"), env, log_dir)
+            ManagedProcess(
+                f"worker{n}", celery_worker_argv(hostname=f"chaos{n}@%h"), worker_env, log_dir
+            )
             for n in range(self.config.workers)
         ]
-        self.relay, self.deadletters = relay_and_dead_letter_consumer(env, log_dir)
+        self.relay, _ = relay_and_dead_letter_consumer(env, log_dir)
+        _, self.deadletters = relay_and_dead_letter_consumer(dead_letter_env, log_dir)
         self.processes = [self.web, *self.workers, self.relay, self.deadletters]
         start_and_wait_until_ready(
             web=self.web,
@@ -193,13 +257,19 @@ class ChaosRun:
             worker_timeout=90,
         )
         self.base_url = f"http://127.0.0.1:{port}"
-        logger.info("system up: %s, broker control %s", self.base_url, mode)
+        logger.info("system up: %s, broker faults by %s", self.base_url, self.broker_control.mode)
 
     def stop_system(self) -> None:
         for process in getattr(self, "processes", []):
             process.stop()
-        for proxy in (getattr(self, "db_proxy", None), getattr(self, "broker_proxy", None)):
-            if proxy is not None:
+        for name in (
+            "db_proxy",
+            "dead_letter_db_proxy",
+            "broker_proxy",
+            "worker_broker_proxy",
+            "dead_letter_broker_proxy",
+        ):
+            if (proxy := getattr(self, name, None)) is not None:
                 proxy.cut()
 
     # --- load ---------------------------------------------------------------------------
@@ -255,7 +325,9 @@ class ChaosRun:
                 time.sleep(0.5)
                 continue
             if response.status in (200, 201):
-                self.run.accepted[uuid.UUID(response.body["id"])] = expected
+                order_id = uuid.UUID(response.body["id"])
+                self.run.accepted[order_id] = expected
+                self.run.accepted_at.setdefault(order_id, self.run.now())
                 return
             if response.status < 500:
                 break
@@ -272,6 +344,11 @@ class ChaosRun:
             + ["broker_restart"] * self.config.broker_restarts
             + ["db_fault"] * self.config.db_faults
             + ["poison"] * self.config.poison
+            + ["alarm"] * self.config.alarms
+            + ["stale_dead_letter"] * self.config.stale_dead_letters
+            + ["dead_letter_fault"] * self.config.dead_letter_faults
+            + ["channel_close_loop"] * self.config.channel_close_loops
+            + ["replay_during_outage"] * self.config.replays_during_outage
         )
         return sorted(
             (self.rng.randint(self.config.orders // 10, self.config.orders * 8 // 10), event)
@@ -279,15 +356,23 @@ class ChaosRun:
         )
 
     def inject_faults(self) -> None:
+        """Fire the schedule's faults one after another: each is over before the next."""
         for threshold, event in self.schedule():
             while self.posted < threshold and not self.load_done.is_set():
                 time.sleep(0.05)
+            started = self.run.now()
+            kind = event
             try:
-                self.fire(event)
+                close_old_connections()  # a database fault may have killed the harness's own
+                kind = self.fire(event)
             except Exception as error:  # a fault that could not be made is reported, not fatal
+                logger.exception("fault %s", event)
                 self.run.log_fault(f"{event} failed: {error!r}")
+                self.run.failed_faults += 1
+            self.run.windows.append((kind, started, self.run.now()))
 
-    def fire(self, event: str) -> None:
+    def fire(self, event: str) -> str:
+        """Make the fault; the kind it was (a dead-letter fault says which)."""
         if event == "worker_kill":
             worker = self.rng.choice(self.workers)
             if self.rng.random() < 0.5:
@@ -301,27 +386,248 @@ class ChaosRun:
                 database_fault(
                     admin_url=self.admin_url,
                     database=self.database,
-                    proxy=self.db_proxy,
+                    proxies=self.db_proxies,
                     down_seconds=3,
                 )
             )
         elif event == "poison":
             self.send_poison()
+        elif event == "alarm":
+            kind = ("memory", "disk")[self.run.fired["alarm"] % 2]
+            self.run.log_fault(self.broker_control.alarm(kind, self.config.alarm_seconds, self.rng))
+        elif event == "stale_dead_letter":
+            self.dead_letter_a_stale_copy()
+        elif event == "dead_letter_fault":
+            faults = {
+                "dead_letter_consumer_down": self.dead_letter_consumer_down,
+                "dead_letter_database_down": self.dead_letter_database_down,
+                "dead_letter_ack_lost": self.ack_lost,
+            }
+            kind = list(faults)[self.run.fired["dead_letter_fault"] % len(faults)]
+            self.run.fired["dead_letter_fault"] += 1
+            faults[kind]()
+            return kind
+        elif event == "channel_close_loop":
+            self.close_worker_channels()
+        elif event == "replay_during_outage":
+            self.replay_during_outage()
+        self.run.fired[event] += 1
+        return event
 
-    def send_poison(self) -> None:
-        kind = self.rng.choice(["undecodable", "unknown_task", "bad_order_id"])
+    def send_poison(self, kind: str | None = None, *, fault: str = "poison") -> str:
+        """One poison message, made by `fault`; its message id."""
+        kind = kind or self.rng.choice(["undecodable", "unknown_task", "bad_order_id"])
+        message_id = str(uuid.uuid4())
         if kind == "undecodable":
-            body = f"not json {uuid.uuid4()}".encode()
+            body = f"not json {message_id}".encode()
             publish_raw(
-                self.config.broker_url, queue="fraud", body=body, content_type="application/json"
+                self.config.broker_url,
+                queue="fraud",
+                body=body,
+                content_type="application/json",
+                headers={"id": message_id},
             )
         else:
             from config.celery import app
 
             name = "fraud.no_such_step" if kind == "unknown_task" else "billing.charge_order"
-            app.send_task(name, kwargs={"order_id": "not-a-uuid"}, task_id=str(uuid.uuid4()))
+            app.send_task(name, kwargs={"order_id": "not-a-uuid"}, task_id=message_id)
         self.run.poison_sent += 1
-        self.run.log_fault(f"poison message: {kind}")
+        self.run.dead_letters_made(fault, [message_id])
+        if fault == "poison":
+            self.run.log_fault(f"poison message: {kind}")
+        return message_id
+
+    # --- faults around dead letters -----------------------------------------------------
+
+    def dead_letter_a_stale_copy(self, *, fault: str = "stale_dead_letter") -> None:
+        """A copy of fraud's message for an order that has moved on, dead-lettered as if its
+        retries ran out: recorded STALE, and no order changes."""
+        from messaging.models import OutboxMessage
+        from ordering.models import Order
+
+        close_old_connections()
+        moved_on = Order.objects.exclude(status__in=["PENDING", "FAILED"]).order_by("-created_at")
+        for order_id in moved_on.values_list("id", flat=True)[:50]:
+            message = OutboxMessage.objects.filter(
+                task_name="fraud.screen_order", kwargs__order_id=str(order_id)
+            ).first()
+            if message is not None and not self.run.made_dead_letter(message.id):
+                break
+        else:
+            self.run.log_fault("stale dead letter: no order has moved on yet")
+            return
+        reject_copy(
+            self.config.broker_url,
+            task_name=message.task_name,
+            message_id=message.id,
+            kwargs=message.kwargs,
+            headers=message.headers,
+        )
+        self.run.dead_letters_made(fault, [message.id])
+        self.run.log_fault(f"a copy of fraud's message {message.id} dead-lettered, order moved on")
+
+    def dead_letter_consumer_down(self) -> None:
+        """The dead-letter consumer killed and kept down while dead letters arrive."""
+        self._kill(self.deadletters)
+        for _ in range(2):
+            self.send_poison("unknown_task", fault="dead_letter_consumer_down")
+        self.dead_letter_a_stale_copy(fault="dead_letter_consumer_down")
+        time.sleep(self.config.dead_letter_down_seconds)
+        self._restart_dead_letter_consumer()
+        self.run.log_fault(
+            f"dead-letter consumer SIGKILLed, {self.config.dead_letter_down_seconds:.0f} s down "
+            "while dead letters arrived, restarted"
+        )
+
+    def dead_letter_database_down(self) -> None:
+        """The dead-letter consumer's database away past its record attempts: what arrives is
+        parked, then unparked by an operator (`manage.py deadletters unpark`) once it is back."""
+        self.dead_letter_db_proxy.cut()
+        try:
+            for _ in range(3):
+                self.send_poison("unknown_task", fault="dead_letter_database_down")
+            time.sleep(self.config.dead_letter_down_seconds)
+        finally:
+            self.dead_letter_db_proxy.restore()
+        time.sleep(5)  # the consumer's next try at what it still holds succeeds
+        unparked = self._manage("deadletters", "unpark")
+        self.run.log_fault(
+            f"dead-letter consumer's database cut for {self.config.dead_letter_down_seconds:.0f} "
+            f"s; then `deadletters unpark`: {unparked.stdout.strip() or unparked.stderr.strip()}"
+        )
+
+    def ack_lost(self) -> None:
+        """The consumer records dead letters but its acks never reach the broker; it dies, and
+        the broker delivers them again: recognised as recorded, counted once."""
+        from messaging.models import DeadLetter
+
+        self.dead_letter_broker_proxy.drop_upstream()
+        ids = [self.send_poison("unknown_task", fault="dead_letter_ack_lost") for _ in range(3)]
+        deadline = time.monotonic() + 30
+        while DeadLetter.objects.filter(message_id__in=ids).count() < len(ids):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+            close_old_connections()
+        recorded = DeadLetter.objects.filter(message_id__in=ids).count()
+        self._kill(self.deadletters)
+        self.dead_letter_broker_proxy.cut()  # the broker sees the connection go: redelivers
+        self.dead_letter_broker_proxy.restore()
+        self._restart_dead_letter_consumer()
+        self.run.log_fault(
+            f"dead-letter consumer's acks dropped: {recorded} of {len(ids)} recorded unacked, "
+            "consumer SIGKILLed and restarted"
+        )
+
+    def close_worker_channels(self) -> None:
+        """The workers' broker connections closed again and again: what they prefetched is
+        delivered again each time (its delivery count grows) while no task fails."""
+        closes = self.config.channel_closes
+        lost_before = self._worker_log_count(CONNECTION_LOST)
+        for _ in range(closes):
+            self.worker_broker_proxy.cut()
+            time.sleep(0.5)
+            self.worker_broker_proxy.restore()
+            time.sleep(3)
+        lost = self._worker_log_count(CONNECTION_LOST) - lost_before
+        self.run.log_fault(
+            f"workers' broker connections closed {closes} times, 3.5 s apart; the workers "
+            f"logged {lost} lost connection(s)"
+        )
+
+    def _worker_log_count(self, text: str) -> int:
+        return sum(
+            worker.log_path.read_text(errors="replace").count(text) for worker in self.workers
+        )
+
+    def replay_during_outage(self) -> None:
+        """Live billing messages dead-lettered while their orders wait, then replayed from the
+        admin and the command line at once while the broker is away."""
+        from config.celery import app
+        from messaging.models import DeadLetter
+
+        app.control.cancel_consumer("billing", reply=True, timeout=5)
+        try:
+            killed = take_and_reject(self.config.broker_url, "billing", count=2, timeout=30)
+        finally:
+            app.control.add_consumer("billing", reply=True, timeout=5)
+        self.run.dead_letters_made("replay_during_outage", killed)
+        deadline = time.monotonic() + 30
+        while DeadLetter.objects.filter(message_id__in=killed).count() < len(killed):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+            close_old_connections()
+        new = list(
+            DeadLetter.objects.filter(message_id__in=killed, status=DeadLetter.Status.NEW)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        results = {}
+        with self.broker_control.outage() as how:
+            if new:
+                admin = AdminSession(self.base_url, *self.operator())
+                replays = [
+                    threading.Thread(
+                        target=lambda: results.__setitem__(
+                            "admin",
+                            admin.post_form(
+                                "/admin/messaging/deadletter/",
+                                [("action", "replay_selected")]
+                                + [("_selected_action", str(pk)) for pk in new],
+                            ).status,
+                        )
+                    ),
+                    threading.Thread(
+                        target=lambda: results.__setitem__(
+                            "cli",
+                            self._manage(
+                                "deadletters", "replay", *(f"--id={pk}" for pk in new)
+                            ).returncode,
+                        )
+                    ),
+                ]
+                for replay in replays:
+                    replay.start()
+                for replay in replays:
+                    replay.join(90)
+            time.sleep(2)
+        self.run.replayed += len(new)
+        self.run.log_fault(
+            f"{len(killed)} waiting billing message(s) dead-lettered, {len(new)} NEW replayed "
+            f"from the admin and the CLI at once during {how} (admin HTTP {results.get('admin')}, "
+            f"CLI exit {results.get('cli')})"
+        )
+
+    def operator(self) -> tuple[str, str]:
+        """A staff user of the run's admin: (username, password)."""
+        from django.contrib.auth import get_user_model
+
+        users = get_user_model()
+        if not users.objects.filter(username="chaos-operator").exists():
+            users.objects.create_superuser("chaos-operator", password="chaos-operator-pw")  # noqa: S106
+        return "chaos-operator", "chaos-operator-pw"
+
+    def _kill(self, process: ManagedProcess) -> None:
+        os.killpg(process.process.pid, signal.SIGKILL)
+        process.process.wait(10)
+
+    def _restart_dead_letter_consumer(self) -> None:
+        self.deadletters.start()
+        self.deadletters.wait_for_output("dead-letter consumer ready", timeout=60)
+
+    def _manage(self, *args: str) -> subprocess.CompletedProcess:
+        """A manage.py command as an operator runs it, with the system's settings."""
+        return subprocess.run(  # noqa: S603 - our own command
+            python_argv("manage.py", *args),
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def duplicate_messages(self) -> None:
         """Re-publish published outbox messages: some at once (duplicates), some late."""
@@ -388,10 +694,7 @@ class ChaosRun:
                     status__in=[*TERMINAL_STATUSES, "FAILED"]
                 ).count()
                 unpublished = OutboxMessage.objects.filter(published_at__isnull=True).count()
-                depths = {
-                    q: queue_depth(self.config.broker_url, q)
-                    for q in ("fraud", "billing", "dead_letter")
-                }
+                depths = {q: queue_depth(self.config.broker_url, q) for q in MEASURED_QUEUES}
             except Exception as error:  # still recovering from a fault
                 logger.info("settling: %s", error)
                 quiet = 0
@@ -428,3 +731,11 @@ def summarize(run: Run, config: Config) -> dict:
         "settle_seconds": round(run.settle_seconds, 1),
         "faults": [{"at_s": round(at, 1), "what": what} for at, what in run.faults],
     }
+
+
+def _via(url: str, proxy: TcpProxy) -> str:
+    """`url` with its host and port replaced by the proxy's."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
+    netloc = f"{credentials}@127.0.0.1:{proxy.port}" if credentials else f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))

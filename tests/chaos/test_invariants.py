@@ -105,7 +105,7 @@ class World:
 
     def __init__(self) -> None:
         self.accepted: dict[uuid.UUID, str] = {}
-        self.queue_depths = {"fraud": 0, "billing": 0, "dead_letter": 0}
+        self.queue_depths = {"fraud": 0, "billing": 0, "dead_letter": 0, "dead_letter_parked": 0}
         self.poison_sent = 0
 
     def accept(self, order: Order, expected: str) -> Order:
@@ -497,6 +497,7 @@ def test_an_order_at_another_version_than_its_history_is_invalid(world):
         ("fraud", "messages left in work queues"),
         ("billing", "messages left in work queues"),
         ("dead_letter", "dead_letter queue drained"),
+        ("dead_letter_parked", "dead_letter queue drained"),
     ],
 )
 def test_messages_left_in_a_queue_fail_its_check(world, queue, name):
