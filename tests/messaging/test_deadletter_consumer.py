@@ -235,6 +235,20 @@ def test_an_id_with_a_nul_byte_is_recorded_not_retried(consumer, parking, pauses
     assert DeadLetter.objects.get().message_id == "bad\\x00id"
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("length", [255, 256, 100_000])
+def test_an_id_of_any_length_is_recorded_at_once_not_retried_or_parked(
+    consumer, parking, pauses, length
+):
+    message = DeliveredMessage(**celery_message(message_id="i" * length))
+
+    consumer.on_message(message)
+
+    assert message.outcome == "acked"
+    assert (pauses, parking.parked) == ([], [])
+    assert DeadLetter.objects.count() == 1
+
+
 def test_the_pause_keeps_heartbeats_going(monkeypatch):
     beats = []
     monkeypatch.setattr(deadletter_consumer.time, "sleep", lambda s: None)

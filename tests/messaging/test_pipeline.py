@@ -122,11 +122,13 @@ def test_a_message_that_links_other_tasks_is_rejected(link):
     assert f"linked tasks are not accepted: {link}" in str(rejected.value.reason)
 
 
-def test_a_message_whose_id_is_not_a_uuid_is_rejected():
+@pytest.mark.parametrize("message_id", ["x; DROP", "i" * 256], ids=["odd", "overlong"])
+def test_a_message_whose_id_is_not_a_uuid_is_rejected(message_id):
     with pytest.raises(Reject) as rejected:
-        deliver(app.tasks["fraud.screen_order"], message_id="x; DROP", order_id=str(uuid.uuid4()))
+        deliver(app.tasks["fraud.screen_order"], message_id=message_id, order_id=str(uuid.uuid4()))
 
     assert "the message id is not a UUID" in str(rejected.value.reason)
+    assert len(str(rejected.value.reason)) < 200  # logged: the id is cut short
 
 
 def test_the_task_receives_the_validated_order_id_as_a_uuid():

@@ -6,6 +6,7 @@ word for. PostgreSQL refuses NUL in text and JSON, and lone surrogates; a row th
 stored is a dead letter recorded never.
 """
 
+import hashlib
 import json
 import math
 import random
@@ -16,9 +17,10 @@ from decimal import Decimal
 import pytest
 
 from messaging import deadletters
-from messaging.models import DeadLetter
+from messaging.deadletters import DeadLetterNotReplayable
+from messaging.models import DeadLetter, OutboxMessage
 
-from .test_deadletters import DIED_AT, celery_message
+from .test_deadletters import DIED_AT, celery_message, died_again
 
 
 def stored(death: deadletters.Death) -> DeadLetter:
@@ -86,6 +88,57 @@ def test_ids_too_long_for_the_column_are_named_by_their_digest_and_stay_distinct
     assert first.message_id.startswith("sha256-id:")
     stored(first), stored(second)
     assert DeadLetter.objects.count() == 2
+
+
+ID_COLUMN = DeadLetter._meta.get_field("message_id").max_length
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "message_id",
+    ["i" * ID_COLUMN, "é" * ID_COLUMN],  # the column counts characters, not bytes
+    ids=["ascii", "multibyte"],
+)
+def test_an_id_as_long_as_the_column_is_kept_as_it_is(message_id):
+    row = stored(deadletters.read_death(**celery_message(message_id=message_id)))
+
+    assert row.message_id == message_id
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("message_id", "as_stored"),
+    [
+        ("i" * (ID_COLUMN + 1), "i" * (ID_COLUMN + 1)),
+        ("i" * 100_000, "i" * 100_000),
+        # Short enough as sent, one character over once its NUL is escaped.
+        ("i" * (ID_COLUMN - 3) + "\x00", "i" * (ID_COLUMN - 3) + "\\x00"),
+    ],
+    ids=["one-over", "very-long", "over-once-escaped"],
+)
+def test_an_id_over_the_column_is_recorded_under_its_digest_once_per_death(message_id, as_stored):
+    """The same name every delivery: a redelivery is recognised, a second death counted."""
+    message = celery_message(message_id=message_id)
+    digest = f"sha256-id:{hashlib.sha256(as_stored.encode()).hexdigest()}"
+
+    row = stored(deadletters.read_death(**message))
+    deadletters.record(deadletters.read_death(**message))
+    again = stored(deadletters.read_death(**died_again(message)))
+
+    assert row.message_id == again.message_id == digest
+    assert (DeadLetter.objects.count(), again.death_count) == (1, 2)
+
+
+@pytest.mark.django_db
+def test_a_dead_letter_named_by_a_digest_is_refused_replay_and_can_be_discarded():
+    row = stored(deadletters.read_death(**celery_message(message_id="i" * (ID_COLUMN + 1))))
+
+    with pytest.raises(DeadLetterNotReplayable, match="not a task message of this system"):
+        deadletters.replay(dead_letter_id=row.pk, actor=None)
+    deadletters.discard(dead_letter_id=row.pk, actor=None)
+
+    assert DeadLetter.objects.get().status == DeadLetter.Status.DISCARDED
+    assert not OutboxMessage.objects.exists()
 
 
 @pytest.mark.django_db
