@@ -14,6 +14,7 @@ class TcpProxy:
         self.port = free_port(host)
         self._listener: socket.socket | None = None
         self._connections: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()
         self._lock = threading.Lock()
         # While set, what clients send is read and dropped, and what the server sends still
         # arrives: a one-way partition (a client whose acks never reach the broker).
@@ -32,7 +33,8 @@ class TcpProxy:
         """Refuse new connections and drop the open ones, as a dead broker would."""
         with self._lock:
             listener, self._listener = self._listener, None
-            connections, self._connections = self._connections, set()
+            connections, self._connections = self._connections | self._held, set()
+            self._held = set()
         if listener is not None:
             with contextlib.suppress(OSError):
                 listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
@@ -41,6 +43,14 @@ class TcpProxy:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
+
+    def hold(self) -> None:
+        """Go silent on the open connections but keep them open: the upstream sees a peer
+        that vanished without a FIN (a host lost, a partition) and notices only by heartbeats.
+        New connections are forwarded as before."""
+        with self._lock:
+            self._held |= self._connections
+            self._connections = set()
 
     def restore(self) -> None:
         self._dropping_upstream.clear()
@@ -80,13 +90,14 @@ class TcpProxy:
     def _pump(self, source: socket.socket, target: socket.socket, upstream: bool) -> None:
         try:
             while data := source.recv(65536):
-                if upstream and self._dropping_upstream.is_set():
+                if source in self._held or (upstream and self._dropping_upstream.is_set()):
                     continue
                 target.sendall(data)
         except OSError:
             pass
         finally:
-            for sock in (source, target):
+            # A held connection is left open, for its far side to give up.
+            for sock in () if source in self._held else (source, target):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 

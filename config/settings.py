@@ -311,6 +311,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECTION_TIMEOUT
 CELERY_BROKER_HEARTBEAT = BROKER_HEARTBEAT
+# A worker restarted under its old node name while the broker still holds its dead
+# predecessor's connection (a host lost, a partition: until heartbeats give it up) finds its
+# remote-control queue locked (405 RESOURCE_LOCKED); Celery exits on that unless channel
+# errors are retried, and under a supervisor it crash-loops (honcho stops everything).
+CELERY_BROKER_CHANNEL_ERROR_RETRY = True
+# Control and event queues exclusive (Celery 5.7's default, kept on purpose): a shared one
+# keeps the dead consumer, which swallows control messages, and RabbitMQ 4 deprecates
+# transient non-exclusive queues (4.0 warns, later versions refuse them).
+CELERY_CONTROL_QUEUE_EXCLUSIVE = True
+CELERY_EVENT_QUEUE_EXCLUSIVE = True
 # CELERY_BROKER_URL may list the nodes of a cluster, separated by ';': every process tries
 # them in turn (kombu failover), and a publish that loses its node goes to the next one.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
