@@ -225,6 +225,8 @@ class ChaosRun:
             "DEAD_LETTER_RETRY_BASE_SECONDS": "1",
             "DEAD_LETTER_RETRY_MAX_SECONDS": "4",
             "SECURE_SSL_REDIRECT": "0",  # plain HTTP on localhost
+            "SESSION_COOKIE_SECURE": "0",  # so the operator's admin session works over it
+            "CSRF_COOKIE_SECURE": "0",
         }
         self.env = env
         worker_env = {
