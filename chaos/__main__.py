@@ -86,6 +86,13 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         help="waiting billing messages dead-lettered, then replayed from admin and CLI at once "
         "during a broker outage",
     )
+    add(
+        "--same-name-restarts",
+        type=int,
+        default=0,
+        help="a worker lost with its connection half-open, restarted at once under its name "
+        "(the broker still holds its remote-control queue)",
+    )
     add("--report", type=Path, help="write the figures as JSON here")
     cluster = parser.add_argument_group(
         "cluster run (root only: starts its own RabbitMQ nodes and network namespaces)"
@@ -119,11 +126,14 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
     if args.cluster_nodes and args.broker_restarts:
         parser.error("--broker-restarts restarts a single broker: use --leader-stops/--node-stops")
     if args.cluster_nodes and (
-        args.dead_letter_faults or args.channel_close_loops or args.replays_during_outage
+        args.dead_letter_faults
+        or args.channel_close_loops
+        or args.replays_during_outage
+        or args.same_name_restarts
     ):
         parser.error(
-            "--dead-letter-faults, --channel-close-loops and --replays-during-outage cut proxies "
-            "the cluster run does not have: run them on one node"
+            "--dead-letter-faults, --channel-close-loops, --replays-during-outage and "
+            "--same-name-restarts use proxies the cluster run does not have: run them on one node"
         )
     if args.majority_losses and not args.cluster_nodes:
         parser.error("--majority-losses needs a cluster (--cluster 3)")
@@ -281,6 +291,8 @@ def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None, n
             queue_depths=depths,
             poison_sent=chaos.run.poison_sent,
             dead_letters=chaos.run.made,
+            workers=chaos.worker_names,
+            workers_not_answering=chaos.workers_not_answering(),
         )
         faults = fault_table(
             windows=chaos.run.windows,

@@ -13,6 +13,7 @@ cut a host off from the broker mid-load and reconnect it.
 
 import logging
 import os
+import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -83,9 +84,11 @@ class ClusterChaosRun(ChaosRun):
             "web", gunicorn_argv(port=port, extra=("--timeout", "60")), env, log_dir
         )
         self.workers = []
+        self.worker_names = []
         for n in range(self.config.workers):
             host = self.hosts.hosts[n % len(self.hosts.hosts)]
             argv = celery_worker_argv(hostname=f"{host.name}-w{n}@%h")
+            self.worker_names.append(f"{host.name}-w{n}@{socket.gethostname()}")  # one UTS
             self.workers.append(
                 ManagedProcess(
                     f"{host.name}-worker{n}", self.hosts.argv(host, argv), worker_env, log_dir

@@ -45,14 +45,19 @@ def check_invariants(
     queue_depths: dict[str, int],
     poison_sent: int,
     dead_letters: Mapping[str, set[str]] | None = None,
+    workers: Sequence[str] = (),
+    workers_not_answering: Sequence[str] = (),
 ) -> list[Check]:
     """Check every invariant, in the order the report shows them.
 
     `dead_letters` is the message ids of the dead letters each fault kind made, when the
-    harness knows them all: then exactly those must be recorded.
+    harness knows them all: then exactly those must be recorded. `workers` are the run's
+    worker node names, and `workers_not_answering` those that did not answer a ping.
     """
     accepted = {uuid.UUID(str(order_id)): status for order_id, status in accepted.items()}
     extra = [] if dead_letters is None else [_dead_letters_as_made(dead_letters)]
+    if workers:
+        extra.append(_workers_answer(workers, workers_not_answering))
     return [
         _orders_stored(accepted),
         _orders_finished(),
@@ -433,6 +438,15 @@ def _dead_letters_as_made(made: Mapping[str, set[str]]) -> Check:
         ),
         ok=not problems,
         problems=_examples(problems),
+    )
+
+
+def _workers_answer(workers: Sequence[str], not_answering: Sequence[str]) -> Check:
+    return Check(
+        name="every worker answers remote control",
+        figure=f"{len(workers) - len(not_answering)} / {len(workers)} answer ping",
+        ok=not not_answering,
+        problems=[f"{name} did not answer ping" for name in not_answering],
     )
 
 

@@ -11,6 +11,7 @@ import signal
 import time
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 from .processes import ManagedProcess
 from .proxy import TcpProxy
@@ -37,7 +38,16 @@ def workers_answering(app: Celery, hostnames: list[str], timeout: float) -> list
     deadline = time.monotonic() + timeout
     missing = set(hostnames)
     while missing and (left := deadline - time.monotonic()) > 0:
-        # A control message can be lost to a consumer that is no longer there: ask again.
-        for reply in app.control.ping(destination=sorted(missing), timeout=min(1.0, left)):
+        # A control message can be lost to a consumer that is no longer there: ask again, on
+        # a connection of its own (a pooled one may have died in a broker restart).
+        try:
+            with app.connection_for_write() as connection:
+                replies = app.control.ping(
+                    destination=sorted(missing), timeout=min(1.0, left), connection=connection
+                )
+        except (OSError, OperationalError):
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            continue
+        for reply in replies:
             missing -= reply.keys()
     return sorted(missing)

@@ -11,6 +11,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -37,6 +38,7 @@ from .faults import (
     take_and_reject,
 )
 from .http import AdminSession, ApiClient
+from .pidbox import restart_worker_same_name, workers_answering
 from .processes import (
     ROOT,
     ManagedProcess,
@@ -80,7 +82,7 @@ class Config:
     # "node": a RabbitMQ node of the run's own (chaos.node), restarted and alarmed for real;
     # "url": the broker of CELERY_BROKER_URL, in a vhost made for the run, cut at proxies.
     broker: str = "node"
-    # The faults the first harness did not make (docs/reliability.md, "Fault kinds").
+    # Faults around alarms and dead letters (docs/reliability.md, the harness's fault table).
     alarms: int = 0
     alarm_seconds: float = 8
     stale_dead_letters: int = 0
@@ -89,6 +91,7 @@ class Config:
     channel_close_loops: int = 0
     channel_closes: int = 5
     replays_during_outage: int = 0
+    same_name_restarts: int = 0
     # A RabbitMQ cluster of this many nodes (0: the broker CELERY_BROKER_URL names), the
     # worker hosts (network namespaces) and the cluster's faults: chaos.cluster_run.
     cluster_nodes: int = 0
@@ -122,10 +125,8 @@ class Run:
     accepted_at: dict[uuid.UUID, float] = field(default_factory=dict)  # seconds into the run
     windows: list[tuple[str, float, float]] = field(default_factory=list)  # fault, start, end
     fired: Counter = field(default_factory=Counter)
-    failed_faults: int = 0
     # The message ids of the dead letters each fault kind made.
     made: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
-    replayed: int = 0
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -202,12 +203,17 @@ class ChaosRun:
         broker = urlsplit(self.config.broker_url)
         upstream = (broker.hostname or "127.0.0.1", broker.port or 5672)
         self.broker_proxy = TcpProxy(upstream).start()  # web and relay
-        self.worker_broker_proxy = TcpProxy(upstream).start()
+        # One per worker, so one worker's connection can be held half-open alone.
+        self.worker_broker_proxies = [
+            TcpProxy(upstream).start() for _ in range(self.config.workers)
+        ]
         self.dead_letter_broker_proxy = TcpProxy(upstream).start()
-        self.broker_control = BrokerControl(
-            [self.broker_proxy, self.worker_broker_proxy, self.dead_letter_broker_proxy],
-            self.nodes,
-        )
+        self.broker_proxies = [
+            self.broker_proxy,
+            *self.worker_broker_proxies,
+            self.dead_letter_broker_proxy,
+        ]
+        self.broker_control = BrokerControl(self.broker_proxies, self.nodes)
         env = {
             **os.environ,
             "DATABASE_URL": _via(self.run_url, self.db_proxy),
@@ -229,10 +235,16 @@ class ChaosRun:
             "CSRF_COOKIE_SECURE": "0",
         }
         self.env = env
-        worker_env = {
-            **env,
-            "CELERY_BROKER_URL": _via(self.config.broker_url, self.worker_broker_proxy),
-        }
+        worker_envs = [
+            {
+                **env,
+                "CELERY_BROKER_URL": _via(self.config.broker_url, proxy),
+                # The broker gives a half-open worker connection up after two or three of
+                # these (a same-name restart waits for that), not after minutes.
+                "BROKER_HEARTBEAT": "10",
+            }
+            for proxy in self.worker_broker_proxies
+        ]
         dead_letter_env = {
             **env,
             "DATABASE_URL": _via(self.run_url, self.dead_letter_db_proxy),
@@ -247,8 +259,9 @@ class ChaosRun:
             ManagedProcess(
                 f"worker{n}", celery_worker_argv(hostname=f"chaos{n}@%h"), worker_env, log_dir
             )
-            for n in range(self.config.workers)
+            for n, worker_env in enumerate(worker_envs)
         ]
+        self.worker_names = [f"chaos{n}@{socket.gethostname()}" for n in range(len(self.workers))]
         self.relay, _ = relay_and_dead_letter_consumer(env, log_dir)
         _, self.deadletters = relay_and_dead_letter_consumer(dead_letter_env, log_dir)
         self.processes = [self.web, *self.workers, self.relay, self.deadletters]
@@ -264,15 +277,8 @@ class ChaosRun:
     def stop_system(self) -> None:
         for process in getattr(self, "processes", []):
             process.stop()
-        for name in (
-            "db_proxy",
-            "dead_letter_db_proxy",
-            "broker_proxy",
-            "worker_broker_proxy",
-            "dead_letter_broker_proxy",
-        ):
-            if (proxy := getattr(self, name, None)) is not None:
-                proxy.cut()
+        for proxy in getattr(self, "db_proxies", []) + getattr(self, "broker_proxies", []):
+            proxy.cut()
 
     # --- load ---------------------------------------------------------------------------
 
@@ -351,6 +357,7 @@ class ChaosRun:
             + ["dead_letter_fault"] * self.config.dead_letter_faults
             + ["channel_close_loop"] * self.config.channel_close_loops
             + ["replay_during_outage"] * self.config.replays_during_outage
+            + ["same_name_restart"] * self.config.same_name_restarts
         )
         return sorted(
             (self.rng.randint(self.config.orders // 10, self.config.orders * 8 // 10), event)
@@ -370,7 +377,6 @@ class ChaosRun:
             except Exception as error:  # a fault that could not be made is reported, not fatal
                 logger.exception("fault %s", event)
                 self.run.log_fault(f"{event} failed: {error!r}")
-                self.run.failed_faults += 1
             self.run.windows.append((kind, started, self.run.now()))
 
     def fire(self, event: str) -> str:
@@ -413,6 +419,8 @@ class ChaosRun:
             self.close_worker_channels()
         elif event == "replay_during_outage":
             self.replay_during_outage()
+        elif event == "same_name_restart":
+            self.restart_worker_same_name()
         self.run.fired[event] += 1
         return event
 
@@ -502,17 +510,10 @@ class ChaosRun:
     def ack_lost(self) -> None:
         """The consumer records dead letters but its acks never reach the broker; it dies, and
         the broker delivers them again: recognised as recorded, counted once."""
-        from messaging.models import DeadLetter
 
         self.dead_letter_broker_proxy.drop_upstream()
         ids = [self.send_poison("unknown_task", fault="dead_letter_ack_lost") for _ in range(3)]
-        deadline = time.monotonic() + 30
-        while DeadLetter.objects.filter(message_id__in=ids).count() < len(ids):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-            close_old_connections()
-        recorded = DeadLetter.objects.filter(message_id__in=ids).count()
+        recorded = wait_for_dead_letters(ids)
         self._kill(self.deadletters)
         self.dead_letter_broker_proxy.cut()  # the broker sees the connection go: redelivers
         self.dead_letter_broker_proxy.restore()
@@ -528,15 +529,36 @@ class ChaosRun:
         closes = self.config.channel_closes
         lost_before = self._worker_log_count(CONNECTION_LOST)
         for _ in range(closes):
-            self.worker_broker_proxy.cut()
+            for proxy in self.worker_broker_proxies:
+                proxy.cut()
             time.sleep(0.5)
-            self.worker_broker_proxy.restore()
+            for proxy in self.worker_broker_proxies:
+                proxy.restore()
             time.sleep(3)
         lost = self._worker_log_count(CONNECTION_LOST) - lost_before
         self.run.log_fault(
             f"workers' broker connections closed {closes} times, 3.5 s apart; the workers "
             f"logged {lost} lost connection(s)"
         )
+
+    def restart_worker_same_name(self) -> None:
+        """A worker lost with its connection held half-open, restarted at once under its name:
+        the broker still holds its exclusive pidbox queue, which the new worker must wait out."""
+        from config.celery import app
+
+        n = self.rng.randrange(len(self.workers))
+        started = time.monotonic()
+        what = restart_worker_same_name(self.workers[n], self.worker_broker_proxies[n])
+        missing = workers_answering(app, [self.worker_names[n]], timeout=90)
+        waited = time.monotonic() - started
+        answer = "never answered ping" if missing else f"answered ping after {waited:.0f} s"
+        self.run.log_fault(f"{what}; {answer}")
+
+    def workers_not_answering(self, timeout: float = 60) -> list[str]:
+        """The workers (by node name) that do not answer remote control."""
+        from config.celery import app
+
+        return workers_answering(app, self.worker_names, timeout=timeout)
 
     def _worker_log_count(self, text: str) -> int:
         return sum(
@@ -555,12 +577,7 @@ class ChaosRun:
         finally:
             app.control.add_consumer("billing", reply=True, timeout=5)
         self.run.dead_letters_made("replay_during_outage", killed)
-        deadline = time.monotonic() + 30
-        while DeadLetter.objects.filter(message_id__in=killed).count() < len(killed):
-            if time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-            close_old_connections()
+        wait_for_dead_letters(killed)
         new = list(
             DeadLetter.objects.filter(message_id__in=killed, status=DeadLetter.Status.NEW)
             .order_by("pk")
@@ -595,7 +612,6 @@ class ChaosRun:
                 for replay in replays:
                     replay.join(90)
             time.sleep(2)
-        self.run.replayed += len(new)
         self.run.log_fault(
             f"{len(killed)} waiting billing message(s) dead-lettered, {len(new)} NEW replayed "
             f"from the admin and the CLI at once during {how} (admin HTTP {results.get('admin')}, "
@@ -733,6 +749,19 @@ def summarize(run: Run, config: Config) -> dict:
         "settle_seconds": round(run.settle_seconds, 1),
         "faults": [{"at_s": round(at, 1), "what": what} for at, what in run.faults],
     }
+
+
+def wait_for_dead_letters(message_ids, timeout: float = 30) -> int:
+    """Wait until the dead letters of these messages are recorded; how many are."""
+    from messaging.models import DeadLetter
+
+    deadline = time.monotonic() + timeout
+    while (recorded := DeadLetter.objects.filter(message_id__in=message_ids).count()) < len(
+        message_ids
+    ) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        close_old_connections()
+    return recorded
 
 
 def _via(url: str, proxy: TcpProxy) -> str:

@@ -50,6 +50,11 @@ KINDS = {
         [r"2 waiting billing message\(s\) dead-lettered, 2 NEW replayed from the admin and the "
          r"CLI at once during RabbitMQ stop_app \(admin HTTP 200, CLI exit 0\)"],
     ),
+    "same_name_restart": (
+        ["--same-name-restarts", "2", "--workers", "2"],
+        [r"SIGKILL worker worker\d \(pid \d+\), its connection held half-open; restarted "
+         r"under the same name; answered ping after \d+ s"] * 2,
+    ),
 }  # fmt: skip
 
 

@@ -576,3 +576,60 @@ def test_the_table_of_a_clean_run_lists_no_failures(world):
     rows = table.splitlines()[2:]
     assert len(rows) == len(CHECK_NAMES)
     assert all(row.endswith("  PASS") for row in rows)
+
+
+# --- what the fault kinds made ---------------------------------------------------------------
+
+
+def check_named(name: str, checks: list[Check]) -> Check:
+    return next(check for check in checks if check.name == name)
+
+
+def test_a_worker_that_does_not_answer_remote_control_fails(world):
+    checks = check_invariants(
+        accepted=world.accepted,
+        queue_depths=world.queue_depths,
+        poison_sent=world.poison_sent,
+        workers=["chaos0@h", "chaos1@h"],
+        workers_not_answering=["chaos1@h"],
+    )
+
+    check = check_named("every worker answers remote control", checks)
+    assert (check.ok, check.figure) == (False, "1 / 2 answer ping")
+    assert check.problems == ["chaos1@h did not answer ping"]
+    assert check_named(
+        "every worker answers remote control",
+        check_invariants(
+            accepted=world.accepted,
+            queue_depths=world.queue_depths,
+            poison_sent=world.poison_sent,
+            workers=["chaos0@h", "chaos1@h"],
+        ),
+    ).ok
+
+
+def test_dead_letters_are_checked_against_what_the_faults_made(world):
+    made = {message.message_id for message in DeadLetter.objects.all()}
+    stray = dead_letter()
+    order = walk(OrderFactory(), S.APPROVED, S.FAILED)
+    of_an_order = dead_letter(order.id)  # left NEW: its order has no way on
+    made |= {of_an_order.message_id, "never-recorded"}
+    DeadLetter.objects.filter(message_id=next(iter(made - {"never-recorded"}))).update(
+        death_count=2
+    )
+
+    check = check_named(
+        "dead letters recorded as made",
+        check_invariants(
+            accepted=world.accepted,
+            queue_depths=world.queue_depths,
+            poison_sent=world.poison_sent,
+            dead_letters={"poison": made},
+        ),
+    )
+
+    assert not check.ok
+    assert "dead letter of never-recorded never recorded" in check.problems
+    assert f"dead letter {stray.message_id} recorded, but no fault made it" in check.problems
+    assert f"dead letter {of_an_order.message_id} of an order left NEW" in check.problems
+    assert sum("counted more than once" in problem for problem in check.problems) == 1

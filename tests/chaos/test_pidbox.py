@@ -1,5 +1,6 @@
 """The harness's pieces for a worker restarted under its name: who answers, a held connection."""
 
+import contextlib
 import socket
 import threading
 import time
@@ -9,11 +10,19 @@ from chaos.pidbox import workers_answering
 from chaos.proxy import TcpProxy
 
 
-def app_whose_pings_answer(*replies: list[dict]) -> SimpleNamespace:
-    """An app stand-in whose control.ping answers with `replies`, one per call, then []."""
+def app_whose_pings_answer(*replies: list[dict] | Exception) -> SimpleNamespace:
+    """An app stand-in whose control.ping answers with `replies` (or raises one), one per
+    call, then []."""
     answers = iter(replies)
+
+    def ping(destination, timeout, connection):
+        answer = next(answers, [])
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
     return SimpleNamespace(
-        control=SimpleNamespace(ping=lambda destination, timeout: next(answers, []))
+        control=SimpleNamespace(ping=ping), connection_for_write=contextlib.nullcontext
     )
 
 
@@ -21,6 +30,12 @@ def test_a_node_whose_first_ping_is_lost_still_counts_as_answering():
     app = app_whose_pings_answer([], [{"w1@h": {"ok": "pong"}}], [{"w2@h": {"ok": "pong"}}])
 
     assert workers_answering(app, ["w1@h", "w2@h"], timeout=5) == []
+
+
+def test_a_ping_whose_connection_fails_is_asked_again():
+    app = app_whose_pings_answer(ConnectionResetError(104), [{"w1@h": {"ok": "pong"}}])
+
+    assert workers_answering(app, ["w1@h"], timeout=5) == []
 
 
 def test_the_nodes_that_never_answer_are_named():
