@@ -4,11 +4,18 @@ Runs: pipeline (against bare Celery), api (against an insert-only view), decoupl
 (against a synchronous design), backlog (10x against 1x), throttle (throttling on against
 off). Each prints a table and writes
 docs/benchmarks/<run>.json and <run>.png.
+
+Each run uses a vhost of its own on CELERY_BROKER_URL's broker, made with rabbitmqctl and
+deleted at the end, so it shares no queue with anything else on that broker.
 """
 
 import argparse
+import contextlib
 import importlib
+import os
 import sys
+
+from chaos.vhost import VhostError, own_vhost
 
 
 def main(argv: list[str]) -> int:
@@ -32,7 +39,15 @@ def main(argv: list[str]) -> int:
     throttle.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args(argv)
     module = importlib.import_module(f"bench.{args.run}")
-    return module.run(args)
+    broker_url = os.environ.get("CELERY_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+    with contextlib.ExitStack() as stack:
+        try:
+            vhost_url = stack.enter_context(own_vhost(broker_url, f"orderflow-bench-{args.run}"))
+        except VhostError as error:
+            print(f"{error}: the benchmark needs a vhost of its own", file=sys.stderr)
+            return 2
+        os.environ["CELERY_BROKER_URL"] = vhost_url  # read by the run and every process it starts
+        return module.run(args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+from amqp.exceptions import NotFound
 from tqdm import tqdm
 
 from chaos.processes import ROOT, ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
@@ -75,19 +76,29 @@ def wait_ready(process: ManagedProcess, pattern: str, timeout: float = 90) -> No
 
 
 def wait_for_consumers(queues: str, timeout: float = 90) -> None:
-    """Wait until a worker consumes every queue named (workers log at WARNING: no 'ready')."""
+    """Wait until a worker consumes every queue named (workers log at WARNING: no 'ready').
+
+    On a fresh broker a queue exists only once its worker has declared it: until then it
+    counts as having no consumer.
+    """
     from chaos.broker import connect
 
     deadline = time.monotonic() + timeout
     with connect(os.environ["CELERY_BROKER_URL"]) as connection:
-        while True:
-            channel = connection.default_channel
-            counts = [channel.queue_declare(queue=q, passive=True)[2] for q in queues.split(",")]
-            if all(counts):
-                return
+        while not all(_consumers(connection, queue) for queue in queues.split(",")):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"no consumer on {queues} after {timeout}s")
             time.sleep(0.2)
+
+
+def _consumers(connection, queue: str) -> int:
+    """The consumers of `queue`, 0 when it is not declared yet. A channel per question: the
+    broker closes the one a passive declare of a missing queue was asked on."""
+    with connection.channel() as channel:
+        try:
+            return channel.queue_declare(queue=queue, passive=True)[2]
+        except NotFound:
+            return 0
 
 
 ORDERS_PER_BUYER = 15  # under FRAUD_MAX_ORDERS_PER_HOUR: every order takes the full path
