@@ -32,7 +32,7 @@ def _free_cluster_port() -> int:
     raise AssertionError("no free ports for a test cluster")
 
 
-def test_a_cluster_run_with_a_leader_stop_and_a_host_cut_loses_nothing():
+def test_a_cluster_run_with_a_leader_stop_a_host_cut_and_a_majority_lost_loses_nothing():
     db = connection.settings_dict
     env = {
         **os.environ,
@@ -46,7 +46,7 @@ def test_a_cluster_run_with_a_leader_stop_and_a_host_cut_loses_nothing():
     bounded_run = [
         "--cluster", "3", "--hosts", "2", "--workers", "2",
         "--orders", "150", "--rate", "3", "--clients", "2",
-        "--leader-stops", "1", "--node-stops", "0", "--host-cuts", "1",
+        "--leader-stops", "1", "--node-stops", "0", "--host-cuts", "1", "--majority-losses", "1",
         "--node-down-seconds", "8", "--cut-seconds", "25",
         "--worker-kills", "1", "--db-faults", "0", "--duplicates", "0.1", "--late", "0.05",
         "--poison", "1", "--seed", "11",
@@ -66,5 +66,11 @@ def test_a_cluster_run_with_a_leader_stop_and_a_host_cut_loses_nothing():
     # The version scripts/test.sh was asked for (ORDERFLOW_RABBITMQ): the nodes run from its root
     # (chaos logs to stderr).
     assert f"cluster up: RabbitMQ {os.environ.get('ORDERFLOW_RABBITMQ', '')}" in result.stderr
-    for fault in ("leader of", "cut off from the broker", "reconnected"):
+    for fault in (
+        "leader of",
+        "cut off from the broker",
+        "reconnected",
+        "the quorum queues lost their majority",
+        "every queue led again in",
+    ):
         assert fault in result.stdout, f"the run did not inject: {fault}"
