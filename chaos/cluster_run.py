@@ -13,9 +13,10 @@ cut a host off from the broker mid-load and reconnect it.
 
 import logging
 import os
-import socket
 import time
 from urllib.parse import urlsplit, urlunsplit
+
+from celery.utils.nodenames import host_format
 
 from .cluster import ClusterError, RabbitCluster
 from .faults import BrokerControl
@@ -87,8 +88,9 @@ class ClusterChaosRun(ChaosRun):
         self.worker_names = []
         for n in range(self.config.workers):
             host = self.hosts.hosts[n % len(self.hosts.hosts)]
-            argv = celery_worker_argv(hostname=f"{host.name}-w{n}@%h")
-            self.worker_names.append(f"{host.name}-w{n}@{socket.gethostname()}")  # one UTS
+            hostname = f"{host.name}-w{n}@%h"
+            argv = celery_worker_argv(hostname=hostname)
+            self.worker_names.append(host_format(hostname))  # the hosts share one UTS namespace
             self.workers.append(
                 ManagedProcess(
                     f"{host.name}-worker{n}", self.hosts.argv(host, argv), worker_env, log_dir

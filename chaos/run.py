@@ -11,7 +11,6 @@ import logging
 import os
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from celery.utils.nodenames import host_format
 from django.db import DatabaseError, close_old_connections
 
 from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
@@ -255,13 +255,12 @@ class ChaosRun:
         self.web = ManagedProcess(
             "web", gunicorn_argv(port=port, extra=("--timeout", "60")), env, log_dir
         )
+        hostnames = [f"chaos{n}@%h" for n in range(self.config.workers)]
         self.workers = [
-            ManagedProcess(
-                f"worker{n}", celery_worker_argv(hostname=f"chaos{n}@%h"), worker_env, log_dir
-            )
-            for n, worker_env in enumerate(worker_envs)
+            ManagedProcess(f"worker{n}", celery_worker_argv(hostname=hostname), worker_env, log_dir)
+            for n, (hostname, worker_env) in enumerate(zip(hostnames, worker_envs, strict=True))
         ]
-        self.worker_names = [f"chaos{n}@{socket.gethostname()}" for n in range(len(self.workers))]
+        self.worker_names = [host_format(hostname) for hostname in hostnames]  # as Celery does
         self.relay, _ = relay_and_dead_letter_consumer(env, log_dir)
         _, self.deadletters = relay_and_dead_letter_consumer(dead_letter_env, log_dir)
         self.processes = [self.web, *self.workers, self.relay, self.deadletters]
@@ -510,7 +509,6 @@ class ChaosRun:
     def ack_lost(self) -> None:
         """The consumer records dead letters but its acks never reach the broker; it dies, and
         the broker delivers them again: recognised as recorded, counted once."""
-
         self.dead_letter_broker_proxy.drop_upstream()
         ids = [self.send_poison("unknown_task", fault="dead_letter_ack_lost") for _ in range(3)]
         recorded = wait_for_dead_letters(ids)
@@ -544,21 +542,21 @@ class ChaosRun:
     def restart_worker_same_name(self) -> None:
         """A worker lost with its connection held half-open, restarted at once under its name:
         the broker still holds its exclusive pidbox queue, which the new worker must wait out."""
-        from config.celery import app
-
         n = self.rng.randrange(len(self.workers))
         started = time.monotonic()
         what = restart_worker_same_name(self.workers[n], self.worker_broker_proxies[n])
-        missing = workers_answering(app, [self.worker_names[n]], timeout=90)
+        missing = self.workers_not_answering([self.worker_names[n]], timeout=90)
         waited = time.monotonic() - started
         answer = "never answered ping" if missing else f"answered ping after {waited:.0f} s"
         self.run.log_fault(f"{what}; {answer}")
 
-    def workers_not_answering(self, timeout: float = 60) -> list[str]:
-        """The workers (by node name) that do not answer remote control."""
+    def workers_not_answering(
+        self, names: list[str] | None = None, timeout: float = 60
+    ) -> list[str]:
+        """The workers (by node name; default all) that do not answer remote control."""
         from config.celery import app
 
-        return workers_answering(app, self.worker_names, timeout=timeout)
+        return workers_answering(app, names or self.worker_names, timeout=timeout)
 
     def _worker_log_count(self, text: str) -> int:
         return sum(
