@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 from .common import (
+    CpuMeter,
+    print_cpu_table,
     print_table,
     process_env,
     setup_django,
@@ -24,13 +26,11 @@ from .web import (
     WARMUP_S,
     WEB_WORKERS,
     WORKER_CONCURRENCY,
-    CpuMeter,
     client_tokens,
     drain,
     load_row,
     load_succeeded,
     order_outcomes,
-    print_cpu_table,
     queues_are_free,
     running_system,
 )
@@ -47,7 +47,7 @@ def run(args) -> int:
     env = process_env(BILLING_FAKE_FAILURE_RATE="0")
     try:
         with running_system("api", env, consumers=True) as system:
-            meter = CpuMeter(system)
+            meter = CpuMeter(system.processes)
             baseline = closed_loop(
                 system.base_url + "/bench/insert-only/",
                 tokens=tokens,

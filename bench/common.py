@@ -198,4 +198,79 @@ def print_table(title: str, header: list[str], rows: list[list[object]]) -> None
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
+class CpuMeter:
+    """CPU seconds used by the processes given, this process (the load client), PostgreSQL
+    and RabbitMQ, between laps: where the machine's two cores went."""
+
+    def __init__(self, processes: list[ManagedProcess]) -> None:
+        # "api-worker" and "plain-worker" are both the "worker" column.
+        self.groups = {process.name.rsplit("-", 1)[-1]: process for process in processes}
+        self.last = self._read()
+
+    def lap(self) -> dict[str, float]:
+        now = self._read()
+        spent = {name: round(now[name] - self.last.get(name, 0.0), 3) for name in now}
+        self.last = now
+        return spent
+
+    def _read(self) -> dict[str, float]:
+        totals = {
+            name: _tree_cpu(process.process.pid)
+            for name, process in self.groups.items()
+            if process.process is not None
+        }
+        totals["client"] = _cpu(psutil.Process())
+        totals["postgres"] = totals["rabbitmq"] = 0.0
+        for other in psutil.process_iter(["name"]):
+            kind = {"postgres": "postgres", "beam.smp": "rabbitmq"}.get(other.info["name"] or "")
+            if kind:
+                totals[kind] += _cpu(other)
+        return totals
+
+
+def _tree_cpu(pid: int) -> float:
+    try:
+        root = psutil.Process(pid)
+        return sum(_cpu(process) for process in [root, *root.children(recursive=True)])
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def _cpu(process: psutil.Process) -> float:
+    """User + system seconds of a process (children that exited are not counted)."""
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+        times = process.cpu_times()
+        return times.user + times.system
+    return 0.0
+
+
+def print_cpu_table(laps: dict[str, dict[str, float]]) -> None:
+    names = list(dict.fromkeys(name for cpu in laps.values() for name in cpu))
+    print_table(
+        "CPU seconds per phase (2 cores; warm-up included)",
+        ["", *names, "total"],
+        [
+            [phase, *(cpu.get(name, 0.0) for name in names), round(sum(cpu.values()), 1)]
+            for phase, cpu in laps.items()
+        ],
+    )
+
+
+def print_cpu_per_order(laps: dict[str, dict[str, float]], orders: dict[str, int]) -> None:
+    """CPU milliseconds per order of each process group, per phase."""
+    names = list(dict.fromkeys(name for cpu in laps.values() for name in cpu))
+    print_table(
+        "CPU ms per order (all processes; 2 cores)",
+        ["", *names, "total"],
+        [
+            [
+                phase,
+                *(round(1000 * cpu.get(name, 0.0) / orders[phase], 2) for name in names),
+                round(1000 * sum(cpu.values()) / orders[phase], 2),
+            ]
+            for phase, cpu in laps.items()
+        ],
+    )
+
+
 __all__ = ["LOG_DIR", "ROOT", "ManagedProcess", "python_argv"]

@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from .common import print_table, process_env, setup_django, write_report
+from .common import CpuMeter, print_cpu_table, print_table, process_env, setup_django, write_report
 from .http_load import LoadResult, closed_loop
 from .web import (
     BODY,
@@ -19,13 +19,11 @@ from .web import (
     WARMUP_S,
     WEB_WORKERS,
     WORKER_CONCURRENCY,
-    CpuMeter,
     client_tokens,
     drain,
     load_row,
     load_succeeded,
     order_outcomes,
-    print_cpu_table,
     queues_are_free,
     running_system,
 )
@@ -132,7 +130,7 @@ def measure(design: str, latency_ms: int, args) -> tuple[dict, LoadResult]:
         OUTBOX_PUBLISH_ON_COMMIT="1" if orderflow else "0",
     )
     with running_system(name, env, consumers=orderflow) as system:
-        meter = CpuMeter(system)
+        meter = CpuMeter(system.processes)
         result = closed_loop(
             system.base_url + DESIGNS[design][1],
             tokens=tokens,

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from .common import (
     LOG_DIR,
+    CpuMeter,
     ManagedProcess,
     celery_worker,
     create_orders,
     make_buyers,
     percentiles,
+    print_cpu_per_order,
     print_table,
     process_env,
     python_argv,
@@ -28,26 +30,43 @@ def run(args) -> int:
 
     broker_url = os.environ["CELERY_BROKER_URL"]
     reset_topology(broker_url)
-    ceiling = measure_ceiling(args.orders, args.concurrency)
-    orderflow = measure_orderflow(args.orders, args.concurrency)
+    sides = {
+        "bare Celery": measure_ceiling(args.orders, args.concurrency),
+        "plain": measure_plain(args.orders, args.concurrency),
+        "Orderflow": measure_orderflow(args.orders, args.concurrency),
+    }
+    ceiling, plain, orderflow = sides.values()
     ratio = round(orderflow["per_s"] / ceiling["per_s"], 3)
+    ratio_plain = round(orderflow["per_s"] / plain["per_s"], 3)
     figures = {
         "orders": args.orders,
         "concurrency": args.concurrency,
         "ceiling_per_s": ceiling["per_s"],
+        "plain_per_s": plain["per_s"],
         "orderflow_per_s": orderflow["per_s"],
         "ratio": ratio,
+        "ratio_to_plain": ratio_plain,
         "ceiling_latency_s": ceiling["latency_s"],
+        "plain_latency_s": plain["latency_s"],
         "orderflow_latency_s": orderflow["latency_s"],
+        "cpu_s": {name: side["cpu_s"] for name, side in sides.items()},
+        "cpu_ms_per_order": {
+            name: round(1000 * sum(side["cpu_s"].values()) / args.orders, 2)
+            for name, side in sides.items()
+        },
     }
     print_table(
         f"pipeline: {args.orders} orders, worker concurrency {args.concurrency}",
         ["", "orders/s", "p50 s", "p95 s", "p99 s"],
         [
-            ["bare Celery (ceiling)", ceiling["per_s"], *ceiling["latency_s"].values()],
-            ["Orderflow", orderflow["per_s"], *orderflow["latency_s"].values()],
-            ["ratio", ratio, "", "", ""],
+            *([name, side["per_s"], *side["latency_s"].values()] for name, side in sides.items()),
+            ["Orderflow / bare Celery", ratio, "", "", ""],
+            ["Orderflow / plain", ratio_plain, "", "", ""],
         ],
+    )
+    print_cpu_per_order(
+        {name: side["cpu_s"] for name, side in sides.items()},
+        dict.fromkeys(sides, args.orders),
     )
     write_report("pipeline", figures, lambda path: chart(path, figures))
     return 0
@@ -66,10 +85,12 @@ def measure_ceiling(orders: int, concurrency: int) -> dict:
     ).start()
     try:
         wait_for_consumers("bench_a,bench_b")
+        meter = CpuMeter([worker])
         started = time.time()
         for chain in range(orders):
             hop_a.apply_async(args=(chain, time.time()))
         wait_until_count(lambda: _lines(done_file), orders, "ceiling", timeout=600)
+        cpu = meter.lap()
     finally:
         worker.stop()
     rows = [line.split() for line in done_file.read_text().splitlines()]
@@ -78,34 +99,77 @@ def measure_ceiling(orders: int, concurrency: int) -> dict:
     return {
         "per_s": round(orders / (finished - started), 1),
         "latency_s": percentiles([float(row[2]) - float(row[1]) for row in rows]),
+        "cpu_s": cpu,
     }
 
 
+def measure_plain(orders: int, concurrency: int) -> dict:
+    """The plain implementation (bench/plain.py): delay() after commit, save() in tasks."""
+    from bench import plain
+
+    buyers = make_buyers(orders=orders, prefix="plain")
+    worker = celery_worker(
+        "plain-worker", ",".join(plain.QUEUES), concurrency, process_env(), app="bench.plain_worker"
+    ).start()
+    try:
+        wait_for_consumers(",".join(plain.QUEUES))
+        meter = CpuMeter([worker])
+        started = time.time()
+        ids = [
+            plain.create_order(
+                buyer=buyers[n % len(buyers)],
+                product_name=f"Plain {n}",
+                quantity=1,
+                unit_price_minor=2500,
+                currency="EUR",
+            ).id
+            for n in range(orders)
+        ]
+        _wait_terminal(ids, "plain")
+        cpu = meter.lap()
+    finally:
+        worker.stop()
+    return {**_order_figures(ids, started), "cpu_s": cpu}
+
+
 def measure_orderflow(orders: int, concurrency: int) -> dict:
-    from django.db.models import Max
-
-    from ordering.models import Order, OrderEvent
-    from ordering.state_machine import TERMINAL_STATUSES
-
     buyers = make_buyers(orders=orders, prefix="bench")
     env = process_env()
     worker = celery_worker("orderflow-worker", "fraud,billing", concurrency, env).start()
     relay = ManagedProcess("relay", python_argv("manage.py", "relay_outbox"), env, LOG_DIR).start()
     try:
         wait_for_consumers("fraud,billing")
+        meter = CpuMeter([worker, relay])
         started = time.time()
         ids = create_orders(buyers=buyers, orders=orders, label="Bench")
-        finished_orders = Order.objects.filter(pk__in=ids, status__in=TERMINAL_STATUSES)
-        wait_until_count(finished_orders.count, orders, "orderflow", timeout=600)
+        _wait_terminal(ids, "orderflow")
+        cpu = meter.lap()
     finally:
         relay.stop()
         worker.stop()
+    return {**_order_figures(ids, started), "cpu_s": cpu}
+
+
+def _wait_terminal(ids: list, desc: str) -> None:
+    from ordering.models import Order
+    from ordering.state_machine import TERMINAL_STATUSES
+
+    finished_orders = Order.objects.filter(pk__in=ids, status__in=TERMINAL_STATUSES)
+    wait_until_count(finished_orders.count, len(ids), desc, timeout=600)
+
+
+def _order_figures(ids: list, started: float) -> dict:
+    """Orders/s from `started` to the last order's last event; latency created -> terminal."""
+    from django.db.models import Max
+
+    from ordering.models import Order, OrderEvent
+
     last = OrderEvent.objects.filter(order_id__in=ids).values("order_id").annotate(at=Max("at"))
     created = dict(Order.objects.filter(pk__in=ids).values_list("id", "created_at"))
     latencies = [(row["at"] - created[row["order_id"]]).total_seconds() for row in last]
     finished = max(row["at"] for row in last).timestamp()
     return {
-        "per_s": round(orders / (finished - started), 1),
+        "per_s": round(len(ids) / (finished - started), 1),
         "latency_s": percentiles(latencies),
     }
 
@@ -122,14 +186,16 @@ def chart(path: Path, figures: dict) -> None:
     from matplotlib import pyplot
 
     figure, (rate, latency) = pyplot.subplots(1, 2, figsize=(10, 4))
-    names = ["bare Celery", "Orderflow"]
+    names = {"bare Celery": "ceiling", "plain": "plain", "Orderflow": "orderflow"}
     rate.bar(
-        names, [figures["ceiling_per_s"], figures["orderflow_per_s"]], color=["grey", "tab:blue"]
+        list(names),
+        [figures[f"{key}_per_s"] for key in names.values()],
+        color=["grey", "tab:orange", "tab:blue"],
     )
-    rate.set_title(f"orders/s (ratio {figures['ratio']})")
-    for offset, key in ((-0.2, "ceiling_latency_s"), (0.2, "orderflow_latency_s")):
-        values = list(figures[key].values())
-        latency.bar([i + offset for i in range(3)], values, width=0.4, label=names[offset > 0])
+    rate.set_title(f"orders/s (x{figures['ratio']} bare, x{figures['ratio_to_plain']} plain)")
+    for offset, (name, key) in zip((-0.27, 0, 0.27), names.items(), strict=True):
+        values = list(figures[f"{key}_latency_s"].values())
+        latency.bar([i + offset for i in range(3)], values, width=0.27, label=name)
     latency.set_xticks(range(3), ["p50", "p95", "p99"])
     latency.set_title("latency, created -> terminal (s)")
     latency.legend()

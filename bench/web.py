@@ -8,7 +8,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import psutil
 from tqdm import tqdm
 
 from chaos.broker import connect, consumers_on_work_queues, queue_depth
@@ -20,7 +19,6 @@ from .common import (
     ManagedProcess,
     celery_worker,
     gunicorn,
-    print_table,
     python_argv,
     wait_ready,
 )
@@ -202,60 +200,3 @@ def load_row(name: str, result: LoadResult) -> list[object]:
         round(latency["p99"], 1),
         sum(result.errors.values()),
     ]
-
-
-class CpuMeter:
-    """CPU seconds used by the system's processes, the load client, PostgreSQL and RabbitMQ,
-    between laps: where the machine's two cores went."""
-
-    def __init__(self, system: System) -> None:
-        self.groups = {process.name.rsplit("-", 1)[-1]: process for process in system.processes}
-        self.last = self._read()
-
-    def lap(self) -> dict[str, float]:
-        now = self._read()
-        spent = {name: round(now[name] - self.last.get(name, 0.0), 1) for name in now}
-        self.last = now
-        return spent
-
-    def _read(self) -> dict[str, float]:
-        totals = {
-            name: _tree_cpu(process.process.pid)
-            for name, process in self.groups.items()
-            if process.process is not None
-        }
-        totals["client"] = _cpu(psutil.Process())
-        totals["postgres"] = totals["rabbitmq"] = 0.0
-        for other in psutil.process_iter(["name"]):
-            kind = {"postgres": "postgres", "beam.smp": "rabbitmq"}.get(other.info["name"] or "")
-            if kind:
-                totals[kind] += _cpu(other)
-        return totals
-
-
-def _tree_cpu(pid: int) -> float:
-    try:
-        root = psutil.Process(pid)
-        return sum(_cpu(process) for process in [root, *root.children(recursive=True)])
-    except psutil.NoSuchProcess:
-        return 0.0
-
-
-def _cpu(process: psutil.Process) -> float:
-    """User + system seconds of a process (children that exited are not counted)."""
-    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-        times = process.cpu_times()
-        return times.user + times.system
-    return 0.0
-
-
-def print_cpu_table(laps: dict[str, dict[str, float]]) -> None:
-    names = list(dict.fromkeys(name for cpu in laps.values() for name in cpu))
-    print_table(
-        "CPU seconds per phase (2 cores; warm-up included)",
-        ["", *names, "total"],
-        [
-            [phase, *(cpu.get(name, 0.0) for name in names), round(sum(cpu.values()), 1)]
-            for phase, cpu in laps.items()
-        ],
-    )
