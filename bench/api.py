@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .common import (
     CpuMeter,
+    print_cpu_per_order,
     print_cpu_table,
     print_table,
     process_env,
@@ -33,6 +34,7 @@ from .web import (
     order_outcomes,
     queues_are_free,
     running_system,
+    wait_settled,
 )
 
 TARGET_RATIO = 0.7
@@ -40,6 +42,7 @@ TARGET_RATIO = 0.7
 
 def run(args) -> int:
     setup_django("orderflow_bench_api")
+    from .plain import CREATED as PLAIN_CREATED  # models: after Django is set up
     broker_url = os.environ["CELERY_BROKER_URL"]
     if not queues_are_free(broker_url):
         return 1
@@ -57,6 +60,17 @@ def run(args) -> int:
                 desc="insert-only",
             )
             baseline_cpu = meter.lap()
+            plain = closed_loop(
+                system.base_url + "/bench/plain/",
+                tokens=tokens,
+                body=BODY,
+                seconds=args.seconds,
+                warmup=WARMUP_S,
+                desc="plain",
+            )
+            # Its backlog is finished before Orderflow's phase, whose CPU it would share.
+            wait_settled(events__cause=PLAIN_CREATED)
+            plain_cpu = meter.lap()
             orderflow = closed_loop(
                 system.base_url + "/api/orders/",
                 tokens=tokens,
@@ -74,14 +88,17 @@ def run(args) -> int:
         return 1
 
     ratio = round(orderflow.requests_per_s / baseline.requests_per_s, 3)
+    ratio_plain = round(orderflow.requests_per_s / plain.requests_per_s, 3)
     figures = {
         "clients": args.clients,
         "seconds": args.seconds,
         "warmup_s": WARMUP_S,
         "body": BODY,
         "insert_only": {**baseline.figures(), "cpu_s": baseline_cpu},
+        "plain": {**plain.figures(), "cpu_s": plain_cpu},
         "orderflow": {**orderflow.figures(), "cpu_s": orderflow_cpu},
         "ratio": ratio,
+        "ratio_to_plain": ratio_plain,
         "target": f"ratio >= {TARGET_RATIO}",
         "target_met": ratio >= TARGET_RATIO,
         "order_statuses_when_load_ended": outcomes,
@@ -107,8 +124,10 @@ def run(args) -> int:
     }
     rows = [
         load_row("insert-only", baseline),
+        load_row("plain", plain),
         load_row("Orderflow", orderflow),
-        ["ratio (req/s)", "", ratio, "", "", "", ""],
+        ["Orderflow / insert-only", "", ratio, "", "", "", ""],
+        ["Orderflow / plain", "", ratio_plain, "", "", "", ""],
     ]
     print_table(
         f"api: {args.clients} clients, {args.seconds:g} s each (+{WARMUP_S:g} s warm-up); "
@@ -116,7 +135,11 @@ def run(args) -> int:
         ["", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"],
         rows,
     )
-    print_cpu_table({"insert-only": baseline_cpu, "Orderflow": orderflow_cpu})
+    print_cpu_table({"insert-only": baseline_cpu, "plain": plain_cpu, "Orderflow": orderflow_cpu})
+    print_cpu_per_order(
+        {"plain": plain_cpu, "Orderflow": orderflow_cpu},
+        {"plain": len(plain.ok), "Orderflow": len(orderflow.ok)},
+    )
     print(f"order statuses when the load ended: {outcomes}; drain: {drained}")
     write_report("api", figures, lambda path: chart(path, figures))
     return 0 if load_succeeded(baseline, orderflow) else 1
@@ -128,14 +151,18 @@ def chart(path: Path, figures: dict) -> None:
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    sides = {"insert-only": figures["insert_only"], "Orderflow": figures["orderflow"]}
-    colours = ["grey", "tab:blue"]
+    sides = {
+        "insert-only": figures["insert_only"],
+        "plain": figures["plain"],
+        "Orderflow": figures["orderflow"],
+    }
+    colours = ["grey", "tab:orange", "tab:blue"]
     figure, (rate, latency) = pyplot.subplots(1, 2, figsize=(10, 4))
     rate.bar(list(sides), [side["requests_per_s"] for side in sides.values()], color=colours)
     rate.set_title(f"requests/s (ratio {figures['ratio']}, target >= {TARGET_RATIO})")
-    for offset, colour, (name, side) in zip((-0.2, 0.2), colours, sides.items(), strict=True):
+    for offset, colour, (name, side) in zip((-0.27, 0, 0.27), colours, sides.items(), strict=True):
         values = [side["latency_ms"]["p50"], side["latency_ms"]["p99"]]
-        latency.bar([i + offset for i in range(2)], values, width=0.4, color=colour, label=name)
+        latency.bar([i + offset for i in range(2)], values, width=0.27, color=colour, label=name)
     latency.set_xticks(range(2), ["p50", "p99"])
     latency.set_title("latency (ms)")
     latency.legend()

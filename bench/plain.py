@@ -29,6 +29,7 @@ from ordering.models import Order, OrderEvent
 from ordering.state_machine import OrderStatus
 
 QUEUES = ("plain_fraud", "plain_billing")
+CREATED = "created (plain)"  # the first event's cause: tells its orders from Orderflow's
 FRAUD, BILLING = (work_queue(name) for name in QUEUES)
 # For the worker's -Q; publishers name the queue itself, since a process that has published
 # before (the bench) has built its routing table already.
@@ -41,7 +42,7 @@ def create_order(*, buyer, **fields) -> Order:
             buyer=buyer, total_minor=fields["quantity"] * fields["unit_price_minor"], **fields
         )
         OrderEvent.objects.create(
-            order=order, to_status=order.status, cause="created", version=order.version
+            order=order, to_status=order.status, cause=CREATED, version=order.version
         )
         transaction.on_commit(lambda: screen_order.apply_async((str(order.id),), queue=FRAUD))
     return order

@@ -49,13 +49,20 @@ class System:
 
 @contextlib.contextmanager
 def running_system(name: str, env: dict[str, str], *, consumers: bool) -> Iterator[System]:
-    """gunicorn on bench.settings and, with `consumers`, the relay and one worker; all
-    stopped on the way out."""
+    """gunicorn on bench.settings and, with `consumers`, the relay and one worker (of both
+    Orderflow and the plain implementation); all stopped on the way out."""
     web, base_url = gunicorn({**env, "DJANGO_SETTINGS_MODULE": "bench.settings"}, WEB_WORKERS)
     web.name, web.log_path = f"{name}-web", LOG_DIR / f"{name}-web.log"
     system = System(web=web, base_url=base_url)
     if consumers:
-        system.worker = celery_worker(f"{name}-worker", "fraud,billing", WORKER_CONCURRENCY, env)
+        # Orderflow's queues and the plain implementation's (bench/plain.py), one worker.
+        system.worker = celery_worker(
+            f"{name}-worker",
+            "fraud,billing,plain_fraud,plain_billing",
+            WORKER_CONCURRENCY,
+            env,
+            app="bench.plain_worker",
+        )
         system.relay = ManagedProcess(
             f"{name}-relay",
             python_argv("manage.py", "relay_outbox"),
@@ -171,6 +178,21 @@ def client_tokens(prefix: str, clients: int) -> list[str]:
         Token.objects.create(user=users.create_user(f"{prefix}-client-{n}")).key
         for n in range(clients)
     ]
+
+
+def wait_settled(timeout: float = 300, **filters) -> None:
+    """Until every order matching `filters` is terminal (or FAILED)."""
+    from ordering.models import Order
+    from ordering.state_machine import TERMINAL_STATUSES, OrderStatus
+
+    unsettled = Order.objects.filter(**filters).exclude(
+        status__in=[*TERMINAL_STATUSES, OrderStatus.FAILED]
+    )
+    deadline = time.monotonic() + timeout
+    while unsettled.exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{unsettled.count()} orders unsettled after {timeout}s")
+        time.sleep(0.2)
 
 
 def order_outcomes(**filters) -> dict[str, int]:
