@@ -14,6 +14,7 @@ import contextlib
 import importlib
 import os
 import sys
+from pathlib import Path
 
 from chaos.vhost import VhostError, own_vhost
 
@@ -24,6 +25,9 @@ def main(argv: list[str]) -> int:
     pipeline = runs.add_parser("pipeline", help="orders/s and latency against bare Celery")
     pipeline.add_argument("--orders", type=int, default=500)
     pipeline.add_argument("--concurrency", type=int, default=2)
+    pipeline.add_argument(
+        "--profile", type=Path, help="write py-spy flame graphs of Orderflow's processes here"
+    )
     api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")
     api.add_argument("--clients", type=int, default=8)
     api.add_argument("--seconds", type=float, default=15)

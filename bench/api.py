@@ -43,6 +43,7 @@ TARGET_RATIO = 0.7
 def run(args) -> int:
     setup_django("orderflow_bench_api")
     from .plain import CREATED as PLAIN_CREATED  # models: after Django is set up
+
     broker_url = os.environ["CELERY_BROKER_URL"]
     if not queues_are_free(broker_url):
         return 1

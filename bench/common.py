@@ -4,17 +4,26 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 from amqp.exceptions import NotFound
 from tqdm import tqdm
 
-from chaos.processes import ROOT, ManagedProcess, celery_worker_argv, gunicorn_argv, python_argv
+from chaos.processes import (
+    ROOT,
+    ManagedProcess,
+    celery_worker_argv,
+    gunicorn_argv,
+    python_argv,
+    venv_bin,
+)
 from chaos.proxy import free_port
 from chaos.run import create_database, database_urls
 
@@ -126,6 +135,45 @@ def create_orders(*, buyers: list, orders: int, label: str) -> list:
         ).order.id
         for n in range(orders)
     ]
+
+
+@contextlib.contextmanager
+def flame_graphs(processes: list[ManagedProcess], directory: Path | None) -> Iterator[None]:
+    """With a `directory`: py-spy samples each process (and its children) while the block
+    runs, then writes <directory>/<process name>.svg. Without one, nothing."""
+    if directory is None:
+        yield
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(  # noqa: S603 - our own command
+            [
+                venv_bin("py-spy"),
+                "record",
+                "--pid",
+                str(process.process.pid),
+                "--subprocesses",
+                "--nonblocking",
+                "--rate",
+                "200",
+                "--output",
+                str(directory / f"{process.name}.svg"),
+                "--format",
+                os.environ.get("PYSPY_FORMAT", "flamegraph"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for process in processes
+    ]
+    time.sleep(1)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)  # py-spy writes its graph on SIGINT
+        for spy in spies:
+            spy.wait(timeout=60)
 
 
 def percentiles(values: list[float]) -> dict[str, float]:

@@ -11,6 +11,7 @@ from .common import (
     ManagedProcess,
     celery_worker,
     create_orders,
+    flame_graphs,
     make_buyers,
     percentiles,
     print_cpu_per_order,
@@ -33,7 +34,7 @@ def run(args) -> int:
     sides = {
         "bare Celery": measure_ceiling(args.orders, args.concurrency),
         "plain": measure_plain(args.orders, args.concurrency),
-        "Orderflow": measure_orderflow(args.orders, args.concurrency),
+        "Orderflow": measure_orderflow(args.orders, args.concurrency, profile=args.profile),
     }
     ceiling, plain, orderflow = sides.values()
     ratio = round(orderflow["per_s"] / ceiling["per_s"], 3)
@@ -132,18 +133,19 @@ def measure_plain(orders: int, concurrency: int) -> dict:
     return {**_order_figures(ids, started), "cpu_s": cpu}
 
 
-def measure_orderflow(orders: int, concurrency: int) -> dict:
+def measure_orderflow(orders: int, concurrency: int, profile: Path | None = None) -> dict:
     buyers = make_buyers(orders=orders, prefix="bench")
     env = process_env()
     worker = celery_worker("orderflow-worker", "fraud,billing", concurrency, env).start()
     relay = ManagedProcess("relay", python_argv("manage.py", "relay_outbox"), env, LOG_DIR).start()
     try:
         wait_for_consumers("fraud,billing")
-        meter = CpuMeter([worker, relay])
-        started = time.time()
-        ids = create_orders(buyers=buyers, orders=orders, label="Bench")
-        _wait_terminal(ids, "orderflow")
-        cpu = meter.lap()
+        with flame_graphs([worker, relay], profile):
+            meter = CpuMeter([worker, relay])
+            started = time.time()
+            ids = create_orders(buyers=buyers, orders=orders, label="Bench")
+            _wait_terminal(ids, "orderflow")
+            cpu = meter.lap()
     finally:
         relay.stop()
         worker.stop()

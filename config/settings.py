@@ -62,8 +62,14 @@ BROKER_PUBLISH_TIMEOUT = env.float("BROKER_PUBLISH_TIMEOUT", default=2.0)
 # AMQP heartbeat of the workers' connections, seconds: a worker cut off from the broker is
 # given up (and its unacked messages redelivered) after about twice this.
 BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)
-# Publish outbox messages right after commit (off: the relay alone publishes them).
-OUTBOX_PUBLISH_ON_COMMIT = env.bool("OUTBOX_PUBLISH_ON_COMMIT", default=True)
+# Publish outbox messages from the committing process right after commit. Off (the default
+# on PostgreSQL): the relay alone publishes them, woken by NOTIFY at each commit, in batches,
+# so no request or task waits for a broker confirm. On (the default on SQLite, which cannot
+# wake the relay, so it polls).
+OUTBOX_PUBLISH_ON_COMMIT = env.bool(
+    "OUTBOX_PUBLISH_ON_COMMIT",
+    default=env.db_url_config(DATABASE_URL)["ENGINE"].endswith("sqlite3"),
+)
 # Returns of one message to its queue before RabbitMQ dead-letters it (x-delivery-limit).
 # RabbitMQ 3.10 and 4.0 count every return, not only failures: a killed worker process, but
 # also each channel or connection closed with the message unacked (a worker restart, a lost

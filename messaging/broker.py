@@ -133,53 +133,114 @@ class Confirms:
 def send_messages(messages: Sequence[dict], *, timeout: float | None = None) -> Confirms:
     """Publish task messages in one go, then collect the broker's confirm of each.
 
-    For the relay: one round trip per batch instead of one per message. Each item holds
-    task_name, message_id, kwargs and headers. Every message counts on its own: an ack
-    confirms it (a `multiple` ack, every earlier one too), a nack refuses it; what has neither
-    when the deadline (BROKER_PUBLISH_TIMEOUT unless `timeout`) passes or the connection
-    fails is not confirmed. Never raises a broker error: what failed is in the result.
+    One round trip per batch instead of one per message, on a connection of its own. Each
+    item holds task_name, message_id, kwargs and headers. Every message counts on its own:
+    an ack confirms it (a `multiple` ack, every earlier one too), a nack refuses it; what has
+    neither when the deadline (BROKER_PUBLISH_TIMEOUT unless `timeout`) passes or the
+    connection fails is not confirmed. Never raises a broker error: what failed is in the
+    result. The relay keeps a BatchPublisher instead, and its connection with it.
     """
-    deadline = Deadline(timeout)
-    ids = [message["message_id"] for message in messages]
-    tracker = _ConfirmTracker(len(ids))
-    # Confirms handled here, not by py-amqp's per-publish wait.
-    options = {**app.conf.broker_transport_options, "confirm_publish": False}
-    connection = app.connection_for_write(transport_options=options)
+    publisher = BatchPublisher()
     try:
-        _connect(connection, deadline)
-        with _socket_deadline(connection, deadline):
-            _declare_topology_once(connection)
-            channel = connection.channel()
+        return publisher.send(messages, timeout=timeout)
+    finally:
+        publisher.close()
+
+
+class BatchPublisher:
+    """One connection and confirm-mode channel, kept from batch to batch (the relay's).
+
+    Connecting, declaring the topology and opening a confirm channel cost more round trips
+    than a small batch itself; a relay woken for every commit publishes many small batches.
+    After any failure the connection is dropped and the next batch opens a new one.
+    """
+
+    def __init__(self) -> None:
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
+        self._tracker: _ConfirmTracker | None = None
+        self._sent = 0  # messages published on the channel: the last delivery tag
+
+    def send(self, messages: Sequence[dict], *, timeout: float | None = None) -> Confirms:
+        """As send_messages(), on the kept connection."""
+        deadline = Deadline(timeout)
+        ids = [message["message_id"] for message in messages]
+        tracker = _ConfirmTracker(len(ids))  # replaced once the channel is open
+        try:
+            self._open(deadline)
+            tracker = self._tracker = _ConfirmTracker(len(ids), first_tag=self._sent + 1)
+            with _socket_deadline(self._connection, deadline):
+                for message in messages:
+                    app.send_task(
+                        message["task_name"],
+                        kwargs=message["kwargs"],
+                        task_id=str(message["message_id"]),
+                        headers=message["headers"],
+                        producer=self._producer,
+                        retry=False,
+                        timeout=deadline.remaining(),
+                    )
+                    self._sent += 1
+                while tracker.unsettled:
+                    self._connection.drain_events(timeout=deadline.remaining())
+        except BROKER_ERRORS as error:
+            self._forget()
+            reason = deadline.explain() if deadline.expired else str(error) or repr(error)
+        else:
+            reason = ""
+        return tracker.outcome(ids, unsettled_reason=reason)
+
+    def keep_alive(self) -> None:
+        """Between batches: send and check heartbeats, so an idle connection stays open (or
+        is found dead and dropped before a batch is sent on it)."""
+        if self._connection is None:
+            return
+        try:
+            self._connection.heartbeat_check()
+        except BROKER_ERRORS:
+            self._forget()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            _close(self._connection)
+        self._connection = self._producer = None
+
+    def _open(self, deadline: Deadline) -> None:
+        if self._connection is not None and self._connection.connected:
+            return
+        self._forget()
+        # Confirms handled here, not by py-amqp's per-publish wait.
+        options = {**app.conf.broker_transport_options, "confirm_publish": False}
+        self._connection = app.connection_for_write(transport_options=options)
+        _connect(self._connection, deadline)
+        with _socket_deadline(self._connection, deadline):
+            _declare_topology_once(self._connection)
+            channel = self._connection.channel()
             channel.confirm_select()
-            channel.events["basic_ack"].add(tracker.on_ack)
-            channel.events["basic_nack"].add(tracker.on_nack)
-            producer = Producer(channel)
-            for message in messages:
-                app.send_task(
-                    message["task_name"],
-                    kwargs=message["kwargs"],
-                    task_id=str(message["message_id"]),
-                    headers=message["headers"],
-                    producer=producer,
-                    retry=False,
-                    timeout=deadline.remaining(),
-                )
-            while tracker.unsettled:
-                connection.drain_events(timeout=deadline.remaining())
-    except BROKER_ERRORS as error:
-        _drop(connection)  # closing would wait for a blocked broker's reply
-        reason = deadline.explain() if deadline.expired else str(error) or repr(error)
-    else:
-        reason = ""
-        _close(connection)
-    return tracker.outcome(ids, unsettled_reason=reason)
+            channel.events["basic_ack"].add(
+                lambda tag, multiple: self._tracker.on_ack(tag, multiple)
+            )
+            channel.events["basic_nack"].add(
+                lambda tag, multiple: self._tracker.on_nack(tag, multiple)
+            )
+        self._producer = Producer(channel)
+
+    def _forget(self) -> None:
+        """Drop the connection without the close handshake (a blocked broker never answers
+        it); delivery tags start again at 1 on the next channel."""
+        if self._connection is not None:
+            _drop(self._connection)
+        self._connection = self._producer = None
+        self._sent = 0
 
 
 class _ConfirmTracker:
-    """Acks and nacks of one fresh confirm-mode channel, whose delivery tags run 1..n."""
+    """Acks and nacks of one batch on a confirm-mode channel, whose delivery tags run
+    first_tag..first_tag + count - 1."""
 
-    def __init__(self, count: int) -> None:
-        self.unsettled = set(range(1, count + 1))
+    def __init__(self, count: int, *, first_tag: int = 1) -> None:
+        self.first_tag = first_tag
+        self.unsettled = set(range(first_tag, first_tag + count))
         self.acked: set[int] = set()
         self.nacked: set[int] = set()
 
@@ -197,7 +258,7 @@ class _ConfirmTracker:
 
     def outcome(self, ids: list[uuid.UUID], *, unsettled_reason: str) -> Confirms:
         confirms = Confirms()
-        for tag, message_id in enumerate(ids, start=1):
+        for tag, message_id in enumerate(ids, start=self.first_tag):
             if tag in self.acked:
                 confirms.confirmed.add(message_id)
             elif tag in self.nacked:

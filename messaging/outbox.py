@@ -1,9 +1,11 @@
 """The transactional outbox: store a message with the change, publish it after commit.
 
 `enqueue()` writes the row inside the caller's transaction, so a message exists exactly when
-its cause was committed. Publishing happens after commit and again from the relay for
-anything left unpublished (broker down, process killed); the row id is the task id, so a
-message published twice is the same message and consumers apply it once.
+its cause was committed. On PostgreSQL the relay publishes it, woken by the commit itself
+(messaging/relay.py), in batches: requests and tasks never wait for the broker. With
+OUTBOX_PUBLISH_ON_COMMIT the committing process publishes it too, right after commit, and
+the relay takes what that left (broker down, process killed). The row id is the task id, so
+a message published twice is the same message and consumers apply it once.
 """
 
 import logging
@@ -18,7 +20,7 @@ from django.utils import timezone
 
 from core import logcontext
 
-from .broker import BROKER_ERRORS, send_message, send_messages
+from .broker import BROKER_ERRORS, BatchPublisher, send_message, send_messages
 from .models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -87,7 +89,11 @@ def publish_committed(message: OutboxMessage) -> bool:
 
 
 def publish_pending(
-    *, ids: Iterable[uuid.UUID] | None = None, limit: int = 100, min_age: timedelta | None = None
+    *,
+    ids: Iterable[uuid.UUID] | None = None,
+    limit: int = 100,
+    min_age: timedelta | None = None,
+    publisher: BatchPublisher | None = None,
 ) -> int:
     """Publish unpublished outbox rows (all, or those in `ids`); return how many went out.
 
@@ -95,7 +101,8 @@ def publish_pending(
     same time. The batch is published in one go (messaging.broker.send_messages) and each
     row counts on its own: those the broker confirmed are marked published, the others (a
     nack, no confirm within BROKER_PUBLISH_TIMEOUT, a lost connection) stay unpublished
-    with their error recorded, for the next pass.
+    with their error recorded, for the next pass. The relay passes its `publisher`, whose
+    broker connection outlives the batch; without one, the batch has a connection of its own.
     """
     with transaction.atomic():
         pending = OutboxMessage.objects.select_for_update(skip_locked=True).filter(
@@ -105,21 +112,16 @@ def publish_pending(
             pending = pending.filter(id__in=list(ids))
         if min_age is not None:
             pending = pending.filter(created_at__lte=timezone.now() - min_age)
-        batch = list(pending.order_by("created_at")[:limit])
+        rows = pending.order_by("created_at").values_list("id", "task_name", "kwargs", "headers")
+        batch = [
+            {"message_id": row[0], "task_name": row[1], "kwargs": row[2], "headers": row[3]}
+            for row in rows[:limit]
+        ]
         if not batch:
             return 0
 
-        confirms = send_messages(
-            [
-                {
-                    "task_name": message.task_name,
-                    "message_id": message.id,
-                    "kwargs": message.kwargs,
-                    "headers": message.headers,
-                }
-                for message in batch
-            ]
-        )
+        send = publisher.send if publisher is not None else send_messages
+        confirms = send(batch)
         if confirms.confirmed:
             OutboxMessage.objects.filter(id__in=confirms.confirmed).update(
                 published_at=timezone.now()

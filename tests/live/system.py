@@ -101,7 +101,7 @@ class LiveSystem:
             ),
             relay=ManagedProcess(
                 "relay",
-                python_argv("manage.py", "relay_outbox", "--interval", "0.2", "--min-age", "0.5"),
+                python_argv("manage.py", "relay_outbox", "--interval", "0.2"),
                 process_env(db_url, proxied, **env),
             ),
             deadletters=ManagedProcess(
