@@ -1,6 +1,7 @@
 """python -m bench RUN [options]: measure Orderflow beside its baseline, in one run.
 
-Runs: pipeline (against bare Celery), api (against an insert-only view), decoupling
+Runs: pipeline (against bare Celery and the plain implementation), latency (at a steady
+rate, the same three), api (against an insert-only view and the plain view), decoupling
 (against a synchronous design), backlog (10x against 1x), throttle (throttling on against
 off). Each prints a table and writes
 docs/benchmarks/<run>.json and <run>.png.
@@ -31,6 +32,10 @@ def main(argv: list[str]) -> int:
     api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")
     api.add_argument("--clients", type=int, default=8)
     api.add_argument("--seconds", type=float, default=15)
+    latency = runs.add_parser("latency", help="create-to-terminal at a steady rate")
+    latency.add_argument("--rate", type=float, default=20, help="orders per second")
+    latency.add_argument("--seconds", type=float, default=15)
+    latency.add_argument("--concurrency", type=int, default=2)
     decoupling = runs.add_parser("decoupling", help="API latency, slow gateway, vs synchronous")
     decoupling.add_argument("--clients", type=int, default=4)
     decoupling.add_argument("--seconds", type=float, default=10)

@@ -121,8 +121,17 @@ def make_buyers(*, orders: int, prefix: str) -> list:
     return [users.create_user(f"{prefix}{n}") for n in range(-(-orders // ORDERS_PER_BUYER))]
 
 
-def create_orders(*, buyers: list, orders: int, label: str) -> list:
-    """Orders through the service layer (each published after commit); their ids."""
+def paced(count: int, rate: float | None) -> Iterator[int]:
+    """0..count-1, the n-th at n / rate seconds from the start (at once without a rate)."""
+    started = time.monotonic()
+    for n in range(count):
+        if rate:
+            time.sleep(max(0.0, started + n / rate - time.monotonic()))
+        yield n
+
+
+def create_orders(*, buyers: list, orders: int, label: str, rate: float | None = None) -> list:
+    """Orders through the service layer, `rate` a second or as fast as they go; their ids."""
     from ordering.services import create_order
 
     return [
@@ -133,7 +142,7 @@ def create_orders(*, buyers: list, orders: int, label: str) -> list:
             unit_price_minor=2500,
             currency="EUR",
         ).order.id
-        for n in range(orders)
+        for n in paced(orders, rate)
     ]
 
 

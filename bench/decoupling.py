@@ -127,7 +127,8 @@ def measure(design: str, latency_ms: int, args) -> tuple[dict, LoadResult]:
         BILLING_FAKE_LATENCY_MS=str(latency_ms),
         BILLING_FAKE_FAILURE_RATE="0",
         FRAUD_MAX_ORDERS_PER_HOUR=FRAUD_MAX_ORDERS_PER_HOUR,
-        OUTBOX_PUBLISH_ON_COMMIT="1" if orderflow else "0",
+        # Orderflow: the relay publishes, as in production; synchronous: nothing is published.
+        **({} if orderflow else {"OUTBOX_PUBLISH_ON_COMMIT": "0"}),
     )
     with running_system(name, env, consumers=orderflow) as system:
         meter = CpuMeter(system.processes)

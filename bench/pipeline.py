@@ -13,6 +13,7 @@ from .common import (
     create_orders,
     flame_graphs,
     make_buyers,
+    paced,
     percentiles,
     print_cpu_per_order,
     print_table,
@@ -73,7 +74,7 @@ def run(args) -> int:
     return 0
 
 
-def measure_ceiling(orders: int, concurrency: int) -> dict:
+def measure_ceiling(orders: int, concurrency: int, rate: float | None = None) -> dict:
     from bench.ceiling import hop_a
 
     done_file = Path(tempfile.mkstemp(prefix="bench-ceiling-")[1])
@@ -88,7 +89,7 @@ def measure_ceiling(orders: int, concurrency: int) -> dict:
         wait_for_consumers("bench_a,bench_b")
         meter = CpuMeter([worker])
         started = time.time()
-        for chain in range(orders):
+        for chain in paced(orders, rate):
             hop_a.apply_async(args=(chain, time.time()))
         wait_until_count(lambda: _lines(done_file), orders, "ceiling", timeout=600)
         cpu = meter.lap()
@@ -104,7 +105,7 @@ def measure_ceiling(orders: int, concurrency: int) -> dict:
     }
 
 
-def measure_plain(orders: int, concurrency: int) -> dict:
+def measure_plain(orders: int, concurrency: int, rate: float | None = None) -> dict:
     """The plain implementation (bench/plain.py): delay() after commit, save() in tasks."""
     from bench import plain
 
@@ -124,7 +125,7 @@ def measure_plain(orders: int, concurrency: int) -> dict:
                 unit_price_minor=2500,
                 currency="EUR",
             ).id
-            for n in range(orders)
+            for n in paced(orders, rate)
         ]
         _wait_terminal(ids, "plain")
         cpu = meter.lap()
@@ -133,7 +134,9 @@ def measure_plain(orders: int, concurrency: int) -> dict:
     return {**_order_figures(ids, started), "cpu_s": cpu}
 
 
-def measure_orderflow(orders: int, concurrency: int, profile: Path | None = None) -> dict:
+def measure_orderflow(
+    orders: int, concurrency: int, profile: Path | None = None, rate: float | None = None
+) -> dict:
     buyers = make_buyers(orders=orders, prefix="bench")
     env = process_env()
     worker = celery_worker("orderflow-worker", "fraud,billing", concurrency, env).start()
@@ -143,7 +146,7 @@ def measure_orderflow(orders: int, concurrency: int, profile: Path | None = None
         with flame_graphs([worker, relay], profile):
             meter = CpuMeter([worker, relay])
             started = time.time()
-            ids = create_orders(buyers=buyers, orders=orders, label="Bench")
+            ids = create_orders(buyers=buyers, orders=orders, label="Bench", rate=rate)
             _wait_terminal(ids, "orderflow")
             cpu = meter.lap()
     finally:

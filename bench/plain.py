@@ -30,10 +30,10 @@ from ordering.state_machine import OrderStatus
 
 QUEUES = ("plain_fraud", "plain_billing")
 CREATED = "created (plain)"  # the first event's cause: tells its orders from Orderflow's
+# Publishers name the queue itself: the app's routes are Orderflow's, and a process that has
+# published before (the bench) has built its routing table already. bench/plain_worker.py
+# adds them to the worker's queues.
 FRAUD, BILLING = (work_queue(name) for name in QUEUES)
-# For the worker's -Q; publishers name the queue itself, since a process that has published
-# before (the bench) has built its routing table already.
-app.conf.task_queues = [*app.conf.task_queues, FRAUD, BILLING]
 
 
 def create_order(*, buyer, **fields) -> Order:

@@ -9,6 +9,8 @@ from config.celery import app  # sets DJANGO_SETTINGS_MODULE
 
 django.setup()
 
-from bench import plain  # noqa: E402, F401 - registers the plain tasks and queues on `app`
+from bench import plain  # noqa: E402 - registers the plain tasks on `app`
+
+app.conf.task_queues = [*app.conf.task_queues, plain.FRAUD, plain.BILLING]  # for -Q
 
 __all__ = ["app"]

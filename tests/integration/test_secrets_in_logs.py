@@ -9,9 +9,8 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def test_no_process_logs_the_broker_or_database_password(system, buyer_api):
-    system.proxy.cut()  # the web process and the relay fail to publish, and log it
+    system.proxy.cut()  # the relay fails to publish, and logs it
     order_id = post_order(buyer_api)
-    system.web.wait_for_output("outbox publish failed", timeout=15)
     system.relay.wait_for_output("not confirmed", timeout=30)
     system.proxy.restore()
     wait_for_terminal(order_id)
