@@ -32,6 +32,9 @@ def main(argv: list[str]) -> int:
     api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")
     api.add_argument("--clients", type=int, default=8)
     api.add_argument("--seconds", type=float, default=15)
+    api.add_argument(
+        "--profile", type=Path, help="write py-spy flame graphs of Orderflow's processes here"
+    )
     latency = runs.add_parser("latency", help="create-to-terminal at a steady rate")
     latency.add_argument("--rate", type=float, default=20, help="orders per second")
     latency.add_argument("--seconds", type=float, default=15)
@@ -42,6 +45,7 @@ def main(argv: list[str]) -> int:
     backlog = runs.add_parser("backlog", help="drain rate and worker memory, 10x against 1x")
     backlog.add_argument("--orders", type=int, default=200, help="the 1x backlog")
     backlog.add_argument("--concurrency", type=int, default=2)
+    backlog.add_argument("--rounds", type=int, default=3, help="1x then 10x, this many times")
     throttle = runs.add_parser("throttle", help="POST /api/orders/ with throttling on vs off")
     throttle.add_argument("--clients", type=int, default=4)
     throttle.add_argument("--seconds", type=float, default=10)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .common import (
     CpuMeter,
+    flame_graphs,
     print_cpu_per_order,
     print_cpu_table,
     print_table,
@@ -72,14 +73,15 @@ def run(args) -> int:
             # Its backlog is finished before Orderflow's phase, whose CPU it would share.
             wait_settled(events__cause=PLAIN_CREATED)
             plain_cpu = meter.lap()
-            orderflow = closed_loop(
-                system.base_url + "/api/orders/",
-                tokens=tokens,
-                body=BODY,
-                seconds=args.seconds,
-                warmup=WARMUP_S,
-                desc="Orderflow",
-            )
+            with flame_graphs(system.processes, args.profile):
+                orderflow = closed_loop(
+                    system.base_url + "/api/orders/",
+                    tokens=tokens,
+                    body=BODY,
+                    seconds=args.seconds,
+                    warmup=WARMUP_S,
+                    desc="Orderflow",
+                )
             orderflow_cpu = meter.lap()
             system.web.stop()
             outcomes = order_outcomes(events__cause="created")  # Orderflow's orders only

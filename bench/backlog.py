@@ -31,22 +31,37 @@ def run(args) -> int:
     from chaos.broker import reset_topology
 
     reset_topology(os.environ["CELERY_BROKER_URL"])
-    one = drain(args.orders, args.concurrency, "1x")
-    ten = drain(args.orders * 10, args.concurrency, "10x")
+    rounds = []
+    for number in range(1, args.rounds + 1):
+        one = drain(args.orders, args.concurrency, f"1x-{number}")
+        ten = drain(args.orders * 10, args.concurrency, f"10x-{number}")
+        rounds.append(
+            {
+                "1x": one,
+                "10x": ten,
+                "drain_ratio": round(ten["drain_per_s"] / one["drain_per_s"], 3),
+                "rss_ratio": round(ten["peak_rss_mib"] / one["peak_rss_mib"], 3),
+            }
+        )
     figures = {
         "concurrency": args.concurrency,
-        "1x": one,
-        "10x": ten,
-        "drain_ratio": round(ten["drain_per_s"] / one["drain_per_s"], 3),
-        "rss_ratio": round(ten["peak_rss_mib"] / one["peak_rss_mib"], 3),
+        "rounds": rounds,
+        # The figures of the round with the median drain ratio, for the chart.
+        **sorted(rounds, key=lambda r: r["drain_ratio"])[len(rounds) // 2],
+        "drain_ratios": [r["drain_ratio"] for r in rounds],
+        "rss_ratios": [r["rss_ratio"] for r in rounds],
     }
     print_table(
-        f"backlog: worker concurrency {args.concurrency}",
-        ["backlog", "orders", "drained/s", "worker peak RSS MiB"],
+        f"backlog: worker concurrency {args.concurrency}, {args.rounds} round(s)",
+        ["round", "backlog", "orders", "drained/s", "worker peak RSS MiB"],
         [
-            ["1x", one["orders"], one["drain_per_s"], one["peak_rss_mib"]],
-            ["10x", ten["orders"], ten["drain_per_s"], ten["peak_rss_mib"]],
-            ["10x / 1x", "", figures["drain_ratio"], figures["rss_ratio"]],
+            row
+            for number, r in enumerate(rounds, start=1)
+            for row in (
+                [number, "1x", r["1x"]["orders"], r["1x"]["drain_per_s"], r["1x"]["peak_rss_mib"]],
+                ["", "10x", r["10x"]["orders"], r["10x"]["drain_per_s"], r["10x"]["peak_rss_mib"]],
+                ["", "10x / 1x", "", r["drain_ratio"], r["rss_ratio"]],
+            )
         ],
     )
     write_report("backlog", figures, lambda path: chart(path, figures))
@@ -59,7 +74,7 @@ def drain(orders: int, concurrency: int, label: str) -> dict:
     from ordering.models import Order
     from ordering.state_machine import TERMINAL_STATUSES
 
-    buyers = make_buyers(orders=orders, prefix=f"backlog{label}-")
+    buyers = make_buyers(orders=orders, prefix=f"backlog{label}-")  # new buyers each time
     ids = create_orders(buyers=buyers, orders=orders, label="Backlog")
     env = process_env()
     worker = celery_worker(f"backlog-{label}", "fraud,billing", concurrency, env)

@@ -70,6 +70,9 @@ OUTBOX_PUBLISH_ON_COMMIT = env.bool(
     "OUTBOX_PUBLISH_ON_COMMIT",
     default=env.db_url_config(DATABASE_URL)["ENGINE"].endswith("sqlite3"),
 )
+# Least seconds between two relay passes while commits keep coming: batches under load
+# instead of a pass per commit; a commit after a quiet spell is published at once.
+OUTBOX_RELAY_GATHER_SECONDS = env.float("OUTBOX_RELAY_GATHER_SECONDS", default=0.0)
 # Returns of one message to its queue before RabbitMQ dead-letters it (x-delivery-limit).
 # RabbitMQ 3.10 and 4.0 count every return, not only failures: a killed worker process, but
 # also each channel or connection closed with the message unacked (a worker restart, a lost

@@ -78,10 +78,16 @@ def run(
     interval: float,
     batch: int,
     min_age: float,
+    gather: float = 0.0,
     once: bool = False,
     stopping: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Publish what is due, then wait for a commit (or `interval`), until `stopping()`."""
+    """Publish what is due, then wait for a commit (or `interval`), until `stopping()`.
+
+    A commit that comes less than `gather` seconds after the last pass began waits for the
+    rest of that time, so a busy relay publishes a batch per `gather` instead of a pass per
+    commit; a commit after a quiet spell is published at once.
+    """
     wakeups, publisher = Wakeups(), BatchPublisher()
     logger.info("relay started: interval=%ss batch=%s min_age=%ss", interval, batch, min_age)
     checked = 0.0
@@ -93,6 +99,7 @@ def run(
             if time.monotonic() - checked >= interval:
                 close_old_connections()
                 checked = time.monotonic()
+            began = time.monotonic()
             try:
                 published = publish_pending(
                     limit=batch, min_age=timedelta(seconds=min_age), publisher=publisher
@@ -107,7 +114,9 @@ def run(
             if once:
                 break
             publisher.keep_alive()
-            wakeups.wait(interval)
+            if wakeups.wait(interval) and gather:
+                time.sleep(max(0.0, began + gather - time.monotonic()))
+                wakeups.wait(0)  # commits of the gathering time: the next pass takes them
     finally:
         wakeups.close()
         publisher.close()

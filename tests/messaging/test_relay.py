@@ -4,6 +4,7 @@ Real PostgreSQL for the wake-ups (a listener on a connection of its own, as the 
 and the real RabbitMQ for the publishes.
 """
 
+import itertools
 import socket
 import threading
 import time
@@ -149,3 +150,35 @@ def test_on_postgresql_the_relay_alone_publishes_by_default():
     from config import settings as project_settings
 
     assert project_settings.OUTBOX_PUBLISH_ON_COMMIT is False
+
+
+@pytest.mark.usefixtures("transactional_db")
+def test_a_busy_relay_gathers_commits_into_one_pass_per_gather_and_a_quiet_one_waits_not(
+    monkeypatch,
+):
+    passes = []
+    monkeypatch.setattr(relay, "publish_pending", lambda **_: passes.append(time.monotonic()) or 0)
+    stopping = threading.Event()
+    thread = threading.Thread(
+        target=lambda: (
+            relay.run(interval=60, batch=100, min_age=0, gather=0.5, stopping=stopping.is_set),
+            connection.close(),
+        )
+    )
+    thread.start()
+    try:
+        time.sleep(1)  # quiet since the first pass
+        first_commit = time.monotonic()
+        for _ in range(6):  # a commit every 50 ms
+            OutboxMessageFactory()
+            time.sleep(0.05)
+        time.sleep(1)
+    finally:
+        stopping.set()
+        OutboxMessageFactory()
+        thread.join(10)
+    woken = [at for at in passes if at > first_commit]
+    assert woken[0] - first_commit < 0.2  # after a quiet spell: at once
+    # Six commits in 0.3 s: the first at once, the others gathered into the next pass.
+    assert len([at for at in woken if at < first_commit + 1.3]) == 2
+    assert all(later - earlier >= 0.45 for earlier, later in itertools.pairwise(woken))

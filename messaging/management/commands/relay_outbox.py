@@ -29,11 +29,25 @@ class Command(BaseCommand):
             "(default: 1 with OUTBOX_PUBLISH_ON_COMMIT, else 0)",
         )
         parser.add_argument(
+            "--gather",
+            type=float,
+            default=settings.OUTBOX_RELAY_GATHER_SECONDS,
+            help="least seconds between passes while commits keep coming "
+            "(default: OUTBOX_RELAY_GATHER_SECONDS)",
+        )
+        parser.add_argument(
             "--once", action="store_true", help="publish what is pending, then exit"
         )
 
     def handle(
-        self, *args, interval: float, batch: int, min_age: float, once: bool, **options
+        self,
+        *args,
+        interval: float,
+        batch: int,
+        min_age: float,
+        gather: float,
+        once: bool,
+        **options,
     ) -> None:
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
@@ -41,6 +55,7 @@ class Command(BaseCommand):
             interval=interval,
             batch=batch,
             min_age=min_age,
+            gather=gather,
             once=once,
             stopping=lambda: bool(stopping),
         )
