@@ -53,35 +53,25 @@ def run(args) -> int:
     try:
         with running_system("api", env, consumers=True) as system:
             meter = CpuMeter(system.processes)
-            baseline = closed_loop(
-                system.base_url + "/bench/insert-only/",
-                tokens=tokens,
-                body=BODY,
-                seconds=args.seconds,
-                warmup=WARMUP_S,
-                desc="insert-only",
-            )
-            baseline_cpu = meter.lap()
-            plain = closed_loop(
-                system.base_url + "/bench/plain/",
-                tokens=tokens,
-                body=BODY,
-                seconds=args.seconds,
-                warmup=WARMUP_S,
-                desc="plain",
-            )
-            # Its backlog is finished before Orderflow's phase, whose CPU it would share.
-            wait_settled(events__cause=PLAIN_CREATED)
-            plain_cpu = meter.lap()
-            with flame_graphs(system.processes, args.profile):
-                orderflow = closed_loop(
-                    system.base_url + "/api/orders/",
+
+            def load(path: str, desc: str):
+                return closed_loop(
+                    system.base_url + path,
                     tokens=tokens,
                     body=BODY,
                     seconds=args.seconds,
                     warmup=WARMUP_S,
-                    desc="Orderflow",
+                    desc=desc,
                 )
+
+            baseline = load("/bench/insert-only/", "insert-only")
+            baseline_cpu = meter.lap()
+            plain = load("/bench/plain/", "plain")
+            # Its backlog is finished before Orderflow's phase, whose CPU it would share.
+            wait_settled(events__cause=PLAIN_CREATED)
+            plain_cpu = meter.lap()
+            with flame_graphs(system.processes, args.profile):
+                orderflow = load("/api/orders/", "Orderflow")
             orderflow_cpu = meter.lap()
             system.web.stop()
             outcomes = order_outcomes(events__cause="created")  # Orderflow's orders only
