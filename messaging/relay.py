@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import psycopg
-from django.db import DatabaseError, close_old_connections, connection
+from django.db import DatabaseError, InterfaceError, close_old_connections, connection
 
 from .broker import BatchPublisher
 from .outbox import publish_pending
@@ -24,6 +24,10 @@ from .outbox import publish_pending
 logger = logging.getLogger("messaging.relay")
 
 NOTIFY_CHANNEL = "orderflow_outbox"  # also in migrations/0005_outbox_notify.py
+
+# A database gone (DatabaseError) or a connection it closed under us (InterfaceError): the
+# pass is retried, and the next one checks the connection first.
+DatabaseErrors = (DatabaseError, InterfaceError)
 
 
 class Wakeups:
@@ -104,7 +108,7 @@ def run(
                 published = publish_pending(
                     limit=batch, min_age=timedelta(seconds=min_age), publisher=publisher
                 )
-            except DatabaseError as error:
+            except DatabaseErrors as error:
                 logger.warning("relay: database unavailable, retrying: %s", error)
                 published, checked = 0, 0.0
             if published:

@@ -11,7 +11,7 @@ import time
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from messaging import outbox, relay
@@ -182,3 +182,22 @@ def test_a_busy_relay_gathers_commits_into_one_pass_per_gather_and_a_quiet_one_w
     # Six commits in 0.3 s: the first at once, the others gathered into the next pass.
     assert len([at for at in woken if at < first_commit + 1.3]) == 2
     assert all(later - earlier >= 0.45 for earlier, later in itertools.pairwise(woken))
+
+
+@pytest.mark.parametrize(
+    "error", [OperationalError("server closed the connection"), InterfaceError("closed")]
+)
+def test_a_database_error_in_a_pass_is_retried_not_the_end_of_the_relay(monkeypatch, error):
+    calls = []
+
+    def failing_once(**_):
+        calls.append(time.monotonic())
+        if len(calls) == 1:
+            raise error
+        return 0
+
+    monkeypatch.setattr(relay, "publish_pending", failing_once)
+    monkeypatch.setattr(relay.Wakeups, "wait", lambda self, timeout: False)
+    relay.run(interval=0.01, batch=100, min_age=0, stopping=lambda: len(calls) >= 3)
+
+    assert len(calls) == 3
