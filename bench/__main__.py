@@ -27,6 +27,9 @@ def main(argv: list[str]) -> int:
     pipeline.add_argument("--orders", type=int, default=500)
     pipeline.add_argument("--concurrency", type=int, default=2)
     pipeline.add_argument(
+        "--pool", choices=["prefork", "threads"], default="prefork", help="the workers' pool"
+    )
+    pipeline.add_argument(
         "--profile", type=Path, help="write py-spy flame graphs of Orderflow's processes here"
     )
     api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")

@@ -66,10 +66,20 @@ def process_env(**overrides: str) -> dict[str, str]:
 
 
 def celery_worker(
-    name: str, queues: str, concurrency: int, env: dict[str, str], app: str = "config"
+    name: str,
+    queues: str,
+    concurrency: int,
+    env: dict[str, str],
+    app: str = "config",
+    pool: str = "prefork",
 ) -> ManagedProcess:
     argv = celery_worker_argv(
-        hostname=f"{name}@%h", queues=queues, concurrency=concurrency, loglevel="WARNING", app=app
+        hostname=f"{name}@%h",
+        queues=queues,
+        concurrency=concurrency,
+        loglevel="WARNING",
+        app=app,
+        pool=pool,
     )
     return ManagedProcess(name, argv, env, LOG_DIR)
 

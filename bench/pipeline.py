@@ -33,9 +33,11 @@ def run(args) -> int:
     broker_url = os.environ["CELERY_BROKER_URL"]
     reset_topology(broker_url)
     sides = {
-        "bare Celery": measure_ceiling(args.orders, args.concurrency),
-        "plain": measure_plain(args.orders, args.concurrency),
-        "Orderflow": measure_orderflow(args.orders, args.concurrency, profile=args.profile),
+        "bare Celery": measure_ceiling(args.orders, args.concurrency, pool=args.pool),
+        "plain": measure_plain(args.orders, args.concurrency, pool=args.pool),
+        "Orderflow": measure_orderflow(
+            args.orders, args.concurrency, profile=args.profile, pool=args.pool
+        ),
     }
     ceiling, plain, orderflow = sides.values()
     ratio = round(orderflow["per_s"] / ceiling["per_s"], 3)
@@ -43,6 +45,7 @@ def run(args) -> int:
     figures = {
         "orders": args.orders,
         "concurrency": args.concurrency,
+        "pool": args.pool,
         "ceiling_per_s": ceiling["per_s"],
         "plain_per_s": plain["per_s"],
         "orderflow_per_s": orderflow["per_s"],
@@ -58,7 +61,7 @@ def run(args) -> int:
         },
     }
     print_table(
-        f"pipeline: {args.orders} orders, worker concurrency {args.concurrency}",
+        f"pipeline: {args.orders} orders, worker concurrency {args.concurrency} ({args.pool})",
         ["", "orders/s", "p50 s", "p95 s", "p99 s"],
         [
             *([name, side["per_s"], *side["latency_s"].values()] for name, side in sides.items()),
@@ -74,7 +77,9 @@ def run(args) -> int:
     return 0
 
 
-def measure_ceiling(orders: int, concurrency: int, rate: float | None = None) -> dict:
+def measure_ceiling(
+    orders: int, concurrency: int, rate: float | None = None, pool: str = "prefork"
+) -> dict:
     from bench.ceiling import hop_a
 
     done_file = Path(tempfile.mkstemp(prefix="bench-ceiling-")[1])
@@ -84,6 +89,7 @@ def measure_ceiling(orders: int, concurrency: int, rate: float | None = None) ->
         concurrency,
         process_env(BENCH_DONE_FILE=str(done_file)),
         app="bench.ceiling",
+        pool=pool,
     ).start()
     try:
         wait_for_consumers("bench_a,bench_b")
@@ -105,13 +111,20 @@ def measure_ceiling(orders: int, concurrency: int, rate: float | None = None) ->
     }
 
 
-def measure_plain(orders: int, concurrency: int, rate: float | None = None) -> dict:
+def measure_plain(
+    orders: int, concurrency: int, rate: float | None = None, pool: str = "prefork"
+) -> dict:
     """The plain implementation (bench/plain.py): delay() after commit, save() in tasks."""
     from bench import plain
 
     buyers = make_buyers(orders=orders, prefix="plain")
     worker = celery_worker(
-        "plain-worker", ",".join(plain.QUEUES), concurrency, process_env(), app="bench.plain_worker"
+        "plain-worker",
+        ",".join(plain.QUEUES),
+        concurrency,
+        process_env(),
+        app="bench.plain_worker",
+        pool=pool,
     ).start()
     try:
         wait_for_consumers(",".join(plain.QUEUES))
@@ -135,11 +148,15 @@ def measure_plain(orders: int, concurrency: int, rate: float | None = None) -> d
 
 
 def measure_orderflow(
-    orders: int, concurrency: int, profile: Path | None = None, rate: float | None = None
+    orders: int,
+    concurrency: int,
+    profile: Path | None = None,
+    rate: float | None = None,
+    pool: str = "prefork",
 ) -> dict:
     buyers = make_buyers(orders=orders, prefix="bench")
     env = process_env()
-    worker = celery_worker("orderflow-worker", "fraud,billing", concurrency, env).start()
+    worker = celery_worker("orderflow-worker", "fraud,billing", concurrency, env, pool=pool).start()
     relay = ManagedProcess("relay", python_argv("manage.py", "relay_outbox"), env, LOG_DIR).start()
     try:
         wait_for_consumers("fraud,billing")

@@ -97,10 +97,11 @@ def celery_worker_argv(
     concurrency: int = 2,
     loglevel: str = "INFO",
     app: str = "config",
+    pool: str = "prefork",
 ) -> list[str]:
     """The Procfile's worker, with what tests and harnesses vary; no gossip or mingle."""
     return [
-        venv_bin("celery"), "-A", app, "worker", "--queues", queues,
+        venv_bin("celery"), "-A", app, "worker", "--queues", queues, "--pool", pool,
         "--concurrency", str(concurrency), "--hostname", hostname,
         "--without-gossip", "--without-mingle", "--loglevel", loglevel,
     ]  # fmt: skip
