@@ -5,6 +5,7 @@ block below; the defaults serve development. README.md has a row for every varia
 """
 
 import logging
+import os
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -302,6 +303,9 @@ CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Prefork processes per worker: two per core measured best (docs/benchmarks, "Sizing"), as a
+# step mostly waits on PostgreSQL; Celery's own default is one per core.
+CELERY_WORKER_CONCURRENCY = env.int("WORKER_CONCURRENCY", default=2 * len(os.sched_getaffinity(0)))
 # A task that fails for good is rejected (dead-lettered), never acked and forgotten.
 CELERY_TASK_ACKS_ON_FAILURE = False
 CELERY_TASK_ACKS_ON_TIMEOUT = False

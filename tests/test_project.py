@@ -66,6 +66,23 @@ def test_production_settings_pass_the_deployment_checks():
     assert "no issues" in result.stdout
 
 
+def test_a_worker_runs_two_prefork_processes_per_core_unless_told():
+    # What the sizing run measured best (docs/benchmarks/README.md); without WORKER_CONCURRENCY
+    # in the environment, as a platform starts the Procfile's worker.
+    if "WORKER_CONCURRENCY" not in os.environ:
+        assert app.conf.worker_concurrency == 2 * len(os.sched_getaffinity(0))
+    told = subprocess.run(
+        [sys.executable, "-c", "from config.celery import app; print(app.conf.worker_concurrency)"],
+        cwd=settings.BASE_DIR,
+        env=os.environ | {"WORKER_CONCURRENCY": "3"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert told.stdout.split()[-1] == "3"
+
+
 def test_without_a_secret_key_production_refuses_to_start():
     env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"} | {"DEBUG": "0"}
 
