@@ -19,7 +19,10 @@ from ..factories import DeadLetterFactory
 def scratch_queue():
     """A queue of our own on the test broker, holding two messages; deleted afterwards."""
     name = f"test-depth-{uuid.uuid4()}"
-    with Connection(settings.CELERY_BROKER_URL) as connection:
+    # Confirmed publishes: both messages are in the queue before the test reads its depth.
+    with Connection(
+        settings.CELERY_BROKER_URL, transport_options={"confirm_publish": True}
+    ) as connection:
         queue = Queue(name, auto_delete=False).bind(connection.default_channel)
         queue.declare()
         producer = connection.Producer()
@@ -53,6 +56,7 @@ def test_queue_depths_are_unavailable_when_the_broker_refuses_connections():
     assert [(d.name, d.available) for d in depths] == [
         ("fraud", False),
         ("billing", False),
+        ("maintenance", False),
         ("dead_letter", False),
         ("dead_letter_parked", False),
     ]
