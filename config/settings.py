@@ -11,6 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from core.logcontext import logging_config
@@ -353,6 +354,30 @@ RESULTS_STORE_SUCCESSES = env.bool("RESULTS_STORE_SUCCESSES", default=False)
 # django-celery-results, but a failure to store a result never fails the task.
 CELERY_RESULT_BACKEND = "messaging.results:BestEffortDatabaseBackend"
 CELERY_RESULT_EXTENDED = True
+# No celery.backend_cleanup: beat would add it daily and delete every result older than a
+# day, the tracebacks open dead letters are read by included. prune_messages expires results.
+CELERY_RESULT_EXPIRES = None
+
+# Celery beat (the Procfile's `beat`, exactly one instance): housekeeping on the maintenance
+# queue, which the Procfile's worker consumes. A message beat sent while no worker ran
+# expires instead of piling up behind the next one.
+MESSAGE_RETENTION_DAYS = env.float("MESSAGE_RETENTION_DAYS", default=7)
+# An order with no way forward for this long is reported (a message normally ends its
+# step within seconds; retries back off for at most RETRY_MAX_SECONDS a time).
+STUCK_ORDER_MINUTES = env.float("STUCK_ORDER_MINUTES", default=30)
+STUCK_ORDER_SWEEP_SECONDS = env.float("STUCK_ORDER_SWEEP_SECONDS", default=300)
+CELERY_BEAT_SCHEDULE = {
+    "prune-messages": {
+        "task": "maintenance.prune_messages",
+        "schedule": crontab(hour=3, minute=30),
+        "options": {"expires": 12 * 3600},
+    },
+    "sweep-stuck-orders": {
+        "task": "maintenance.sweep_stuck_orders",
+        "schedule": STUCK_ORDER_SWEEP_SECONDS,
+        "options": {"expires": STUCK_ORDER_SWEEP_SECONDS},
+    },
+}
 
 if USES_SQLITE:
     logging.getLogger("config").warning(

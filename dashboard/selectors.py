@@ -8,12 +8,18 @@ from django.db.models import Count, F
 from django.db.models.functions import TruncMinute
 from django.utils import timezone
 
+from ordering import selectors as order_selectors
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import TERMINAL_STATUSES, OrderStatus
 
 from .aggregates import PercentileCont
 
 FLOW_MINUTES = 60  # the dashboard's window: the last hour, minute by minute
+
+
+def count_stuck_orders() -> int:
+    """Orders with no way forward for STUCK_ORDER_MINUTES (ordering.selectors.stuck_orders)."""
+    return order_selectors.stuck_orders().count()
 
 
 def count_orders_by_status() -> dict[str, int]:

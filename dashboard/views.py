@@ -43,6 +43,10 @@ def dashboard(request, *, context: dict) -> TemplateResponse:
                 {"status": status, "count": count, "url": f"{changelist}?status__exact={status}"}
                 for status, count in orders.count_orders_by_status().items()
             ],
+            "stuck": {
+                "count": orders.count_stuck_orders(),
+                "url": f"{changelist}?way_forward=none",  # ordering.admin.WayForwardFilter
+            },
             "flow": flow,
             "orders_chart": orders_chart,
             "latency_chart": latency_chart,

@@ -15,9 +15,13 @@ from django_celery_results.models import TaskResult
 
 from .models import DeadLetter, OutboxMessage, ProcessedMessage
 
+MIN_AGE = timedelta(days=1)  # anything younger may still be in use
+
 
 def prune(*, older_than: timedelta) -> dict[str, int]:
     """Delete what is older than `older_than` and no longer needed; the counts by kind."""
+    if older_than < MIN_AGE:
+        raise ValueError(f"keep at least {MIN_AGE.days} day: younger rows may still be in use")
     cutoff = timezone.now() - older_than
     open_dead_letters = DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
     with transaction.atomic():

@@ -9,7 +9,8 @@ wait on quorum queues) silently drops messages routed through a direct exchange.
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
 
-WORK_QUEUES = ("fraud", "billing")
+# The pipeline's steps, then housekeeping sent by Celery beat (messaging/tasks.py).
+WORK_QUEUES = ("fraud", "billing", "maintenance")
 DEAD_LETTER_EXCHANGE = "dead_letter"
 DEAD_LETTER_QUEUE = "dead_letter"
 PARKING_EXCHANGE = "dead_letter_parked"

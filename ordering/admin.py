@@ -3,9 +3,25 @@ from django.contrib import admin, messages
 from core import money
 from messaging.admin_search import UUIDSearchMixin
 
-from . import services
+from . import selectors, services
 from .errors import OrderNotCancelable
 from .models import Order, OrderEvent
+
+
+class WayForwardFilter(admin.SimpleListFilter):
+    """Orders the stuck-order sweep reports: no way forward for STUCK_ORDER_MINUTES."""
+
+    title = "way forward"
+    parameter_name = "way_forward"
+    NONE = "none"
+
+    def lookups(self, request, model_admin):
+        return [(self.NONE, "none (stuck)")]
+
+    def queryset(self, request, queryset):
+        if self.value() == self.NONE:
+            return queryset.filter(pk__in=selectors.stuck_orders().values("pk"))
+        return queryset
 
 
 class OrderEventInline(admin.TabularInline):
@@ -34,7 +50,7 @@ class OrderAdmin(UUIDSearchMixin, admin.ModelAdmin):
         "status",
         "created_at",
     ]
-    list_filter = ["status", "currency", "created_at"]
+    list_filter = ["status", WayForwardFilter, "currency", "created_at"]
     search_fields = ["buyer__username", "buyer__email", "product_name"]
     list_select_related = ["buyer"]
     date_hierarchy = "created_at"

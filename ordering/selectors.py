@@ -3,12 +3,14 @@
 import logging
 import uuid
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import CharField, Exists, OuterRef, QuerySet
 from django.db.models.fields.json import KT
 from django.db.models.functions import Cast
+from django.utils import timezone
 
 from messaging.models import DeadLetter, OutboxMessage
 
@@ -41,13 +43,14 @@ def order_at_step(*, order_id: uuid.UUID, task_name: str) -> Order | None:
     return order
 
 
-def orders_without_a_way_forward() -> QuerySet[Order]:
+def orders_without_a_way_forward(*, unchanged_for: timedelta | None = None) -> QuerySet[Order]:
     """Orders that are stuck: not terminal, with neither an unpublished outbox row of theirs
-    nor a NEW dead letter. One query.
+    nor a NEW dead letter (and, with `unchanged_for`, not changed for that long). One query.
 
     A message in a queue or in flight is the third way forward, which the database cannot
-    see: read this when the queues are empty (a settled chaos run), or treat what it finds
-    as candidates to compare with the queues.
+    see: read this when the queues are empty (a settled chaos run), or give the pipeline
+    time with `unchanged_for` and treat what it finds as candidates to compare with the
+    queues (a backlog older than that shows up too).
     """
     waiting = (
         OutboxMessage.objects.filter(published_at__isnull=True)
@@ -55,8 +58,17 @@ def orders_without_a_way_forward() -> QuerySet[Order]:
         .filter(order_ref=Cast(OuterRef("pk"), output_field=CharField()))
     )
     to_replay = DeadLetter.objects.filter(subject_id=OuterRef("pk"), status=DeadLetter.Status.NEW)
-    return Order.objects.exclude(status__in=TERMINAL_STATUSES).filter(
-        ~Exists(waiting), ~Exists(to_replay)
+    orders = Order.objects.exclude(status__in=TERMINAL_STATUSES)
+    if unchanged_for is not None:
+        orders = orders.filter(updated_at__lte=timezone.now() - unchanged_for)
+    return orders.filter(~Exists(waiting), ~Exists(to_replay))
+
+
+def stuck_orders() -> QuerySet[Order]:
+    """Orders with no way forward, unchanged for STUCK_ORDER_MINUTES: what the sweep
+    (ordering/tasks.py) reports and the dashboard counts."""
+    return orders_without_a_way_forward(
+        unchanged_for=timedelta(minutes=settings.STUCK_ORDER_MINUTES)
     )
 
 

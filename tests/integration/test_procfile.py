@@ -3,9 +3,11 @@
 import subprocess
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from chaos.broker import wait_for_empty_work_queues
@@ -16,7 +18,7 @@ from fakegateway.models import FakeGatewayCharge
 from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
 
-from ..factories import UserFactory
+from ..factories import OrderFactory, UserFactory
 from ..live.system import database_url, process_env
 from ..live.wait import wait_until
 
@@ -66,7 +68,7 @@ def test_web_comes_first_so_honcho_gives_it_port():
 
 def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfile_env):
     port = free_port()
-    assert set(procfile()) == {"web", "release", "worker", "relay", "deadletters"}
+    assert set(procfile()) == {"web", "release", "worker", "relay", "deadletters", "beat"}
     honcho = ManagedProcess(
         "honcho",
         [venv_bin("honcho"), "start"],  # every Procfile process, release included
@@ -110,3 +112,24 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
         wait_for_empty_work_queues(procfile_env["CELERY_BROKER_URL"])
     finally:
         honcho.stop()
+
+
+def test_beat_sends_the_stuck_order_sweep_to_the_procfile_worker(procfile_env):
+    """beat and worker as the Procfile runs them: the sweep reaches the worker, which names
+    the order that has no way forward."""
+    stuck = OrderFactory()
+    Order.objects.filter(pk=stuck.pk).update(updated_at=timezone.now() - timedelta(hours=1))
+    env = procfile_env | {"STUCK_ORDER_SWEEP_SECONDS": "1", "STUCK_ORDER_MINUTES": "5"}
+    processes = [
+        ManagedProcess(name, ["sh", "-c", f"exec {procfile_line(name)}"], env)
+        for name in ("worker", "beat")
+    ]
+    try:
+        for process in processes:
+            process.start()
+        worker, beat = processes
+        worker.wait_for_output(rf"orders with no way forward: count=1 .*{stuck.id}", timeout=60)
+        assert "maintenance.sweep_stuck_orders" in beat.output()
+    finally:
+        for process in processes:
+            process.stop()
