@@ -31,3 +31,17 @@ def test_the_app_waits_for_the_release_and_the_release_for_healthy_services():
     assert services["release"]["restart"] == "no"
     assert set(services["release"]["depends_on"]) == {"postgres", "rabbitmq"}
     assert services["rabbitmq"]["image"].endswith("-management")  # the management UI
+
+
+def test_flower_is_optional_and_needs_basic_auth():
+    flower = compose()["services"]["flower"]
+
+    assert flower["profiles"] == ["flower"]  # not started by a plain `docker compose up`
+    assert "exit 1" in flower["command"] and "FLOWER_BASIC_AUTH" in flower["command"]
+
+
+def test_the_worker_has_a_liveness_check_by_ping():
+    check = compose()["services"]["worker"]["healthcheck"]["test"]
+
+    assert check[0] == "CMD-SHELL"
+    assert "inspect ping --destination celery@$$HOSTNAME" in check[1]
