@@ -93,6 +93,13 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         help="a worker lost with its connection half-open, restarted at once under its name "
         "(the broker still holds its remote-control queue)",
     )
+    add(
+        "--relay-faults",
+        type=int,
+        default=0,
+        help="the relay SIGKILLed and kept down, then paused with SIGSTOP, in turn",
+    )
+    add("--relay-down-seconds", type=float, default=6, help="how long each lasts")
     add("--report", type=Path, help="write the figures as JSON here")
     cluster = parser.add_argument_group(
         "cluster run (root only: starts its own RabbitMQ nodes and network namespaces)"
@@ -130,10 +137,11 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         or args.channel_close_loops
         or args.replays_during_outage
         or args.same_name_restarts
+        or args.relay_faults
     ):
         parser.error(
-            "--dead-letter-faults, --channel-close-loops, --replays-during-outage and "
-            "--same-name-restarts use proxies the cluster run does not have: run them on one node"
+            "--dead-letter-faults, --channel-close-loops, --replays-during-outage, "
+            "--same-name-restarts and --relay-faults are made on one node's run: run them there"
         )
     if args.majority_losses and not args.cluster_nodes:
         parser.error("--majority-losses needs a cluster (--cluster 3)")

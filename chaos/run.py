@@ -92,6 +92,8 @@ class Config:
     channel_closes: int = 5
     replays_during_outage: int = 0
     same_name_restarts: int = 0
+    relay_faults: int = 0
+    relay_down_seconds: float = 6
     # A RabbitMQ cluster of this many nodes (0: the broker CELERY_BROKER_URL names), the
     # worker hosts (network namespaces) and the cluster's faults: chaos.cluster_run.
     cluster_nodes: int = 0
@@ -357,6 +359,7 @@ class ChaosRun:
             + ["channel_close_loop"] * self.config.channel_close_loops
             + ["replay_during_outage"] * self.config.replays_during_outage
             + ["same_name_restart"] * self.config.same_name_restarts
+            + ["relay_fault"] * self.config.relay_faults
         )
         return sorted(
             (self.rng.randint(self.config.orders // 10, self.config.orders * 8 // 10), event)
@@ -420,6 +423,11 @@ class ChaosRun:
             self.replay_during_outage()
         elif event == "same_name_restart":
             self.restart_worker_same_name()
+        elif event == "relay_fault":
+            kind = ("relay_kill", "relay_pause")[self.run.fired["relay_fault"] % 2]
+            self.run.fired["relay_fault"] += 1
+            self.relay_killed() if kind == "relay_kill" else self.relay_paused()
+            return kind
         self.run.fired[event] += 1
         return event
 
@@ -625,6 +633,40 @@ class ChaosRun:
             users.objects.create_superuser("chaos-operator", password="chaos-operator-pw")  # noqa: S106
         return "chaos-operator", "chaos-operator-pw"
 
+    def relay_killed(self) -> None:
+        """The relay, on every message's path, SIGKILLed (mid-pass, perhaps mid-publish) and
+        kept down while orders keep coming; restarted, it must publish the backlog."""
+        self._kill(self.relay)
+        time.sleep(self.config.relay_down_seconds)
+        waiting = _unpublished()
+        self.relay.start()
+        self.run.log_fault(
+            f"relay SIGKILLed, {self.config.relay_down_seconds:.0f} s down with {waiting} "
+            f"unpublished outbox rows waiting; restarted, {self._backlog_published()}"
+        )
+
+    def relay_paused(self) -> None:
+        """The relay frozen (SIGSTOP) wherever it was, its locks and its broker connection
+        held, then resumed: what it had in flight must still go out, once."""
+        os.killpg(self.relay.process.pid, signal.SIGSTOP)
+        try:
+            time.sleep(self.config.relay_down_seconds)
+            waiting = _unpublished()
+        finally:
+            os.killpg(self.relay.process.pid, signal.SIGCONT)
+        self.run.log_fault(
+            f"relay paused (SIGSTOP) for {self.config.relay_down_seconds:.0f} s with {waiting} "
+            f"unpublished outbox rows waiting; resumed, {self._backlog_published()}"
+        )
+
+    def _backlog_published(self, timeout: float = 60) -> str:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if _unpublished() == 0:
+                return f"the backlog published in {time.monotonic() - started:.1f} s"
+            time.sleep(0.2)
+        return f"{_unpublished()} still unpublished after {timeout:.0f} s"
+
     def _kill(self, process: ManagedProcess) -> None:
         os.killpg(process.process.pid, signal.SIGKILL)
         process.process.wait(10)
@@ -747,6 +789,12 @@ def summarize(run: Run, config: Config) -> dict:
         "settle_seconds": round(run.settle_seconds, 1),
         "faults": [{"at_s": round(at, 1), "what": what} for at, what in run.faults],
     }
+
+
+def _unpublished() -> int:
+    from messaging.models import OutboxMessage
+
+    return OutboxMessage.objects.filter(published_at__isnull=True).count()
 
 
 def wait_for_dead_letters(message_ids, timeout: float = 30) -> int:

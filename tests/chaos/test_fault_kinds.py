@@ -55,6 +55,13 @@ KINDS = {
         [r"SIGKILL worker worker\d \(pid \d+\), its connection held half-open; restarted "
          r"under the same name; answered ping after \d+ s"] * 2,
     ),
+    "relay_fault": (
+        ["--relay-faults", "2", "--relay-down-seconds", "6"],
+        [r"relay SIGKILLed, 6 s down with [1-9]\d* unpublished outbox rows waiting; restarted, "
+         r"the backlog published in \d+\.\d s",
+         r"relay paused \(SIGSTOP\) for 6 s with [1-9]\d* unpublished outbox rows waiting; "
+         r"resumed, the backlog published in \d+\.\d s"],
+    ),
 }  # fmt: skip
 
 
