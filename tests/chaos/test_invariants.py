@@ -12,6 +12,7 @@ from django.utils import timezone
 from chaos.invariants import Check, all_hold, check_invariants, render_table
 from fakegateway.models import FakeGatewayCharge
 from messaging.models import DeadLetter
+from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
 from ordering import services
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import OrderStatus
@@ -105,7 +106,7 @@ class World:
 
     def __init__(self) -> None:
         self.accepted: dict[uuid.UUID, str] = {}
-        self.queue_depths = {"fraud": 0, "billing": 0, "dead_letter": 0, "dead_letter_parked": 0}
+        self.queue_depths = dict.fromkeys((*WORK_QUEUES, DEAD_LETTER_QUEUE, PARKING_QUEUE), 0)
         self.poison_sent = 0
 
     def accept(self, order: Order, expected: str) -> Order:
@@ -182,7 +183,7 @@ def test_a_clean_run_reports_its_figures(world):
     assert figures["orders accepted vs stored"] == "accepted 4, stored 4, lost 0, extra 0"
     assert figures["charges per order <= 1"] == "max charges for one order: 1"
     assert figures["histories valid"] == "invalid 0 / 4 orders"
-    assert figures["messages left in work queues"] == "fraud 0, billing 0"
+    assert figures["messages left in work queues"] == "fraud 0, billing 0, maintenance 0"
     assert figures["poison dead-lettered"] == "sent 2, dead letters 2"
 
 
@@ -496,6 +497,7 @@ def test_an_order_at_another_version_than_its_history_is_invalid(world):
     [
         ("fraud", "messages left in work queues"),
         ("billing", "messages left in work queues"),
+        ("maintenance", "messages left in work queues"),
         ("dead_letter", "dead_letter queue drained"),
         ("dead_letter_parked", "dead_letter queue drained"),
     ],
@@ -516,7 +518,7 @@ def test_a_queue_the_harness_did_not_measure_is_not_taken_as_empty(world):
     check = world.check("messages left in work queues")
 
     assert world.failing() == {"messages left in work queues"}
-    assert check.figure == "fraud 0, billing ?"
+    assert check.figure == "fraud 0, billing ?, maintenance 0"
     assert check.problems == ["billing: not measured"]
 
 
