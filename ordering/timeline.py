@@ -65,7 +65,7 @@ def order_timeline(*, order_id: uuid.UUID) -> OrderTimeline:
     message ids, and the admin's log of replays and discards. An outbox row replayed is the
     same row sent again: its `published_at` is its latest publish.
     """
-    order = Order.objects.filter(pk=order_id).first()
+    order = Order.objects.select_related("buyer").filter(pk=order_id).first()
     if order is None:
         raise OrderNotFound("No such order.", extra={"order_id": str(order_id)})
     events = list(OrderEvent.objects.filter(order=order).order_by("version"))
