@@ -133,6 +133,9 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 # Seconds /readyz waits for the database and the broker (checked at once) before a 503.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
+# Flower and RabbitMQ's management UI, linked from the operations dashboard when set.
+FLOWER_URL = env.str("FLOWER_URL", default="")
+RABBITMQ_MANAGEMENT_URL = env.str("RABBITMQ_MANAGEMENT_URL", default="")
 # Where collectstatic puts the static files that whitenoise serves.
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # ------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The operations dashboard: the order flow, the queues and the new dead letters at a glance."""
 
+from django.conf import settings
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -54,6 +55,19 @@ def dashboard(request, *, context: dict) -> TemplateResponse:
             "dead_letters": messaging.new_dead_letters(limit=DEAD_LETTERS_LISTED),
             "may_see_dead_letters": may_see_dead_letters,
             "dead_letters_url": reverse("admin:messaging_deadletter_changelist"),
+            # Unset (empty) settings draw no link: nothing points at a tool that is not there.
+            "tools": [
+                {"name": name, "url": url, "id": tool_id}
+                for tool_id, name, url in (
+                    ("flower", "Flower (Celery workers and tasks)", settings.FLOWER_URL),
+                    (
+                        "rabbitmq-management",
+                        "RabbitMQ management",
+                        settings.RABBITMQ_MANAGEMENT_URL,
+                    ),
+                )
+                if url
+            ],
         },
     )
 

@@ -1,9 +1,14 @@
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.errors import ApplicationError
 
-from . import deadletters
+from . import deadletters, selectors
 from .admin_search import UUIDSearchMixin
 from .models import DeadLetter, OutboxMessage
 
@@ -24,6 +29,23 @@ class OutboxMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class BulkReplayFilter(forms.Form):
+    """Which NEW dead letters to replay together (messaging.selectors.dead_letters_matching)."""
+
+    task = forms.CharField(required=False, help_text="exact task name, e.g. billing.charge_order")
+    reason = forms.CharField(required=False, help_text="text in the reason, e.g. rejected")
+    since = forms.DateTimeField(
+        required=False,
+        help_text="last death at or after",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
+    until = forms.DateTimeField(
+        required=False,
+        help_text="last death at or before",
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}),
+    )
 
 
 @admin.register(DeadLetter)
@@ -82,6 +104,42 @@ class DeadLetterAdmin(UUIDSearchMixin, admin.ModelAdmin):
 
     def has_discard_permission(self, request) -> bool:
         return request.user.has_perm("messaging.discard_deadletter")
+
+    def get_urls(self):
+        bulk = self.admin_site.admin_view(self.bulk_replay_view)
+        return [
+            path("bulk-replay/", bulk, name="messaging_deadletter_bulk_replay"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra = {"may_bulk_replay": self.has_replay_permission(request)}
+        return super().changelist_view(request, {**extra, **(extra_context or {})})
+
+    def bulk_replay_view(self, request) -> TemplateResponse | HttpResponseRedirect:
+        """Filter, see how many match (a dry run), then replay exactly those shown."""
+        if not self.has_replay_permission(request):
+            raise PermissionDenied
+        form = BulkReplayFilter(request.GET or None)
+        matching = None
+        if form.is_valid():
+            matching = selectors.dead_letters_matching(**form.cleaned_data)
+            if request.method == "POST":
+                # Only those the operator was shown: more may have died since the count.
+                shown = [int(pk) for pk in request.POST.getlist("id") if pk.isdigit()]
+                self._act(request, matching.filter(pk__in=shown), deadletters.replay, "Replayed")
+                return HttpResponseRedirect(reverse("admin:messaging_deadletter_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/messaging/deadletter/bulk_replay.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Replay dead letters by filter",
+                "form": form,
+                "matching": None if matching is None else list(matching.defer("body", "headers")),
+            },
+        )
 
     @admin.display(description="last error")
     def error(self, dead_letter: DeadLetter) -> str:

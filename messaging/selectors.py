@@ -4,8 +4,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.conf import settings
+from django.db.models import QuerySet
 
 from config.celery import app
 
@@ -85,3 +87,34 @@ def new_dead_letters(*, limit: int = 10) -> NewDeadLetters:
         "id", "task_name", "queue", "reason", "subject_id", "death_count", "last_death_at"
     ).order_by("-last_death_at", "-id")[:limit]
     return NewDeadLetters(count=new.count(), latest=list(latest))
+
+
+def dead_letters_matching(
+    *,
+    task: str = "",
+    reason: str = "",
+    queue: str = "",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    statuses: Sequence[str] | None = (DeadLetter.Status.NEW,),
+) -> QuerySet[DeadLetter]:
+    """Dead letters matching every filter given, oldest last death first: what a bulk
+    replay acts on (admin and `manage.py deadletters`), NEW ones unless `statuses` says.
+
+    task and queue: exact names; reason: text found in the reason, any case; since and
+    until: bounds on the last death, both included.
+    """
+    found = DeadLetter.objects.order_by("last_death_at", "pk")
+    if statuses is not None:
+        found = found.filter(status__in=statuses)
+    if task:
+        found = found.filter(task_name=task)
+    if reason:
+        found = found.filter(reason__icontains=reason)
+    if queue:
+        found = found.filter(queue=queue)
+    if since is not None:
+        found = found.filter(last_death_at__gte=since)
+    if until is not None:
+        found = found.filter(last_death_at__lte=until)
+    return found

@@ -151,3 +151,28 @@ def test_the_dashboard_costs_9_queries_however_many_orders(
     # finished per minute, finished over the hour; new dead letters counted, then listed
     with django_assert_num_queries(9):
         superuser_client.get(DASHBOARD)
+
+
+def test_the_dashboard_links_to_flower_and_rabbitmq_management_when_configured(
+    superuser_client, broker_down, settings
+):
+    settings.FLOWER_URL = "https://flower.example.com/"
+    settings.RABBITMQ_MANAGEMENT_URL = "https://rabbit.example.com:15672/"
+
+    html = superuser_client.get(DASHBOARD).text
+
+    assert 'id="flower-link" href="https://flower.example.com/"' in html
+    assert 'id="rabbitmq-management-link" href="https://rabbit.example.com:15672/"' in html
+
+
+def test_the_dashboard_draws_no_link_to_a_tool_that_is_not_configured(
+    superuser_client, broker_down, settings
+):
+    settings.FLOWER_URL = ""
+    settings.RABBITMQ_MANAGEMENT_URL = "https://rabbit.example.com:15672/"
+
+    html = superuser_client.get(DASHBOARD).text
+
+    assert "flower-link" not in html
+    assert "Flower" not in html
+    assert 'id="rabbitmq-management-link"' in html

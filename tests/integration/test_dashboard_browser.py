@@ -187,6 +187,33 @@ def test_an_operator_watches_the_dashboard_and_replays_a_dead_letter_in_a_browse
     expect(page.locator("#events-group")).to_contain_text("FAILED")
     screenshots("order-processed")
 
+    # Its timeline: the events, the billing message, its death and the replay, in order.
+    billing_message = billing_message_of(doomed)
+    page.click("#timeline-link")
+    expect(page).to_have_url(re.compile(rf"/admin/ordering/order/{doomed}/timeline/$"))
+    timeline = page.locator("#timeline")
+    for transition in ("APPROVED → FAILED", "FAILED → APPROVED", "APPROVED → PROCESSED"):
+        expect(timeline.locator('tr[data-kind="event"]', has_text=transition)).to_have_count(1)
+    expect(
+        timeline.locator('tr[data-kind="message"]', has_text="billing.charge_order written")
+    ).to_have_count(1)
+    expect(timeline.locator('tr[data-kind="result"]').first).to_contain_text("FAILURE")
+    death = timeline.locator(f'tr[data-kind="death"][data-dead-letter="{dead_letter.pk}"]')
+    expect(death).to_contain_text("billing.charge_order dead-lettered from billing")
+    expect(timeline.locator('tr[data-kind="replay"]')).to_have_text(
+        re.compile(f"Replayed by {operator.username}")
+    )
+    kinds = timeline.locator("tr.entry").evaluate_all("rows => rows.map(r => r.dataset.kind)")
+    assert kinds.index("death") < kinds.index("replay")
+    screenshots("order-timeline")
+    # From the death to its message's row, and from there to the dead letter's own page.
+    death.locator("a.message-link").click()
+    expect(page).to_have_url(re.compile(rf"#message-{billing_message.id}$"))
+    message_row = page.locator(f"#messages tr#message-{billing_message.id}")
+    expect(message_row.locator("td.dead-letter")).to_contain_text("REPLAYED")
+    message_row.locator("a.dead-letter-link").click()
+    expect(page).to_have_url(re.compile(rf"/admin/messaging/deadletter/{dead_letter.pk}/change/$"))
+
     page.goto("/admin/dashboard/?refresh=off")
     expect(status_count(page, "PROCESSED")).to_have_text("2")
     expect(status_count(page, "FAILED")).to_have_text("0")

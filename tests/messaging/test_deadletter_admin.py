@@ -10,6 +10,7 @@ from django_celery_results.models import TaskResult
 
 from messaging.admin import BODY_PREVIEW_BYTES
 from messaging.models import DeadLetter
+from ordering.models import Order
 from ordering.state_machine import OrderStatus
 
 from ..factories import DeadLetterFactory, OrderFactory, UserFactory
@@ -363,3 +364,77 @@ def test_the_bulk_delete_action_is_not_offered_or_obeyed(operator_client):
     )
 
     assert DeadLetter.objects.filter(pk=dead_letter.pk).exists()
+
+
+# Bulk replay by filter ------------------------------------------------------------------------
+
+BULK_REPLAY = reverse("admin:messaging_deadletter_bulk_replay")
+BILLING = {"queue": "billing", "task_name": "billing.charge_order"}
+
+
+def test_the_changelist_links_to_bulk_replay_for_those_who_may_replay(client):
+    client.force_login(staff_allowed_to("view_deadletter", "replay_deadletter"))
+    may = client.get(CHANGELIST).text
+    client.force_login(staff_allowed_to("view_deadletter"))
+    may_not = client.get(CHANGELIST).text
+
+    assert f'id="bulk-replay-link" href="{BULK_REPLAY}"' in may
+    assert "bulk-replay-link" not in may_not
+
+
+def test_bulk_replay_counts_first_and_replays_nothing_until_confirmed(operator_client, replays):
+    matches = [DeadLetterFactory(**BILLING), DeadLetterFactory(**BILLING)]
+    DeadLetterFactory(), DeadLetterFactory(**BILLING, reason="delivery_limit")
+    DeadLetterFactory(**BILLING, status=DeadLetter.Status.REPLAYED)
+
+    response = operator_client.get(BULK_REPLAY, {"task": "billing.charge_order", "reason": "rej"})
+
+    assert response.status_code == 200
+    assert '<span class="count">2</span> dead letters match; replay them?' in response.text
+    for letter in matches:
+        assert f'<input type="hidden" name="id" value="{letter.pk}">' in response.text
+    assert replays.published == []
+
+
+def test_a_confirmed_bulk_replay_replays_exactly_the_ones_shown(operator_client, replays):
+    shown = [DeadLetterFactory(**BILLING), DeadLetterFactory(**BILLING)]
+    later = DeadLetterFactory(**BILLING)  # died after the count: not replayed unseen
+    other = DeadLetterFactory()
+
+    response = operator_client.post(
+        f"{BULK_REPLAY}?task=billing.charge_order",
+        {"id": [d.pk for d in shown], "confirm": "1"},
+        follow=True,
+    )
+
+    assert "Replayed 2 dead letter(s)." in response.text
+    assert [p["pk"] for p in replays.published] == [d.pk for d in shown]
+    statuses = {d.pk: d.status for d in DeadLetter.objects.all()}
+    assert [statuses[d.pk] for d in (*shown, later, other)] == ["REPLAYED"] * 2 + ["NEW"] * 2
+    assert LogEntry.objects.filter(action_flag=CHANGE, change_message="Replayed").count() == 2
+
+
+def test_a_bulk_replay_names_each_refused_one(operator_client, replays):
+    refused = DeadLetterFactory(**BILLING)
+    Order.objects.filter(pk=refused.subject_id).update(status=OrderStatus.PROCESSED, failed_from="")
+
+    response = operator_client.post(
+        f"{BULK_REPLAY}?task=billing.charge_order", {"id": [refused.pk]}, follow=True
+    )
+
+    assert f"#{refused.pk}: Order {refused.subject_id} is PROCESSED" in response.text
+    assert replays.published == []
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_staff_without_the_replay_permission_cannot_bulk_replay(client, replays, method):
+    client.force_login(staff_allowed_to("view_deadletter", "discard_deadletter"))
+    letter = DeadLetterFactory()
+
+    response = getattr(client, method)(
+        f"{BULK_REPLAY}?task=fraud.screen_order", {"id": [letter.pk]}
+    )
+
+    assert response.status_code == 403
+    assert replays.published == []
+    assert DeadLetter.objects.get(pk=letter.pk).status == "NEW"

@@ -8,6 +8,7 @@ from django.core.management.base import CommandError
 from django_celery_results.models import TaskResult
 
 from messaging.models import DeadLetter
+from ordering.models import Order
 from ordering.state_machine import OrderStatus
 
 from ..factories import DeadLetterFactory, OrderFactory
@@ -155,7 +156,7 @@ def test_replay_by_id_replays_that_one_and_resumes_its_order(replays):
 
     out, _ = deadletters_command("replay", "--id", str(chosen.pk))
 
-    assert out.strip() == "done: replay"
+    assert out.strip() == "replayed 1 dead letter(s)"
     assert [p["pk"] for p in replays.published] == [chosen.pk]
     assert statuses(chosen, other) == [REPLAYED, NEW]
     chosen.refresh_from_db()
@@ -190,7 +191,7 @@ def test_discard_by_queue_discards_only_the_new_ones_of_that_queue(replays):
 
     out, _ = deadletters_command("discard", "--queue", "fraud")
 
-    assert out.strip() == "done: discard"
+    assert out.strip() == "discarded 2 dead letter(s)"
     assert statuses(*fraud, billing, replayed) == [DISCARDED, DISCARDED, NEW, REPLAYED]
     assert replays.published == []
 
@@ -239,3 +240,89 @@ def test_replaying_a_discarded_one_by_id_is_reported_as_a_failure(replays):
 def test_replay_of_an_unknown_id_is_an_error():
     with pytest.raises(CommandError, match="No dead letter with id 999"):
         call_command("deadletters", "replay", "--id", "999", stdout=StringIO(), stderr=StringIO())
+
+
+# bulk replay by filter ---------------------------------------------------------------------------
+
+
+def died_at(dead_letter: DeadLetter, when: str) -> DeadLetter:
+    from django.utils.dateparse import parse_datetime
+
+    DeadLetter.objects.filter(pk=dead_letter.pk).update(last_death_at=parse_datetime(when))
+    return dead_letter
+
+
+@pytest.fixture
+def a_morning_of_dead_letters() -> dict[str, DeadLetter]:
+    """Billing timeouts at 09:10 and 09:50, one of fraud at 09:30, one of billing at 11:00
+    that crashed its worker, and one already replayed."""
+    billing = {"queue": "billing", "task_name": "billing.charge_order"}
+    return {
+        "early": died_at(DeadLetterFactory(**billing), "2025-03-01T09:10:00+00:00"),
+        "fraud": died_at(DeadLetterFactory(), "2025-03-01T09:30:00+00:00"),
+        "late": died_at(DeadLetterFactory(**billing), "2025-03-01T09:50:00+00:00"),
+        "crash": died_at(
+            DeadLetterFactory(**billing, reason="delivery_limit"), "2025-03-01T11:00:00+00:00"
+        ),
+        "done": died_at(DeadLetterFactory(**billing, status=REPLAYED), "2025-03-01T09:20:00Z"),
+    }
+
+
+BILLING_TIMEOUTS = (
+    "--task",
+    "billing.charge_order",
+    "--reason",
+    "REJECT",
+    "--since",
+    "2025-03-01T09:00:00+00:00",
+    "--until",
+    "2025-03-01T10:00:00+00:00",
+)
+
+
+def test_a_dry_run_counts_and_lists_what_matches_and_replays_nothing(
+    replays, a_morning_of_dead_letters
+):
+    letters = a_morning_of_dead_letters
+
+    out, _ = deadletters_command("replay", *BILLING_TIMEOUTS, "--dry-run")
+
+    assert out.splitlines() == [
+        "2 dead letter(s) match; --dry-run: none replayed.",
+        f"ids: {letters['early'].pk} {letters['late'].pk}",
+    ]
+    assert replays.published == []
+    assert statuses(*letters.values()) == [NEW, NEW, NEW, NEW, REPLAYED]
+
+
+def test_replay_by_task_reason_and_time_replays_exactly_those(replays, a_morning_of_dead_letters):
+    letters = a_morning_of_dead_letters
+
+    out, _ = deadletters_command("replay", *BILLING_TIMEOUTS)
+
+    assert out.strip() == "replayed 2 dead letter(s)"
+    assert [p["pk"] for p in replays.published] == [letters["early"].pk, letters["late"].pk]
+    assert statuses(*letters.values()) == [REPLAYED, NEW, REPLAYED, NEW, REPLAYED]
+
+
+def test_a_bulk_replay_names_each_one_refused_and_why(replays, a_morning_of_dead_letters):
+    letters = a_morning_of_dead_letters
+    # The early one's order was charged meanwhile (another copy did it): refused.
+    Order.objects.filter(pk=letters["early"].subject_id).update(
+        status=OrderStatus.PROCESSED, failed_from=""
+    )
+    stdout, stderr = StringIO(), StringIO()
+
+    with pytest.raises(CommandError, match=r"^1 dead letter\(s\) could not be replayed\.$"):
+        call_command("deadletters", "replay", *BILLING_TIMEOUTS, stdout=stdout, stderr=stderr)
+
+    assert stdout.getvalue().strip() == "replayed 1 dead letter(s)"
+    order = letters["early"].subject_id
+    assert f"#{letters['early'].pk}: Order {order} is PROCESSED" in stderr.getvalue()
+    assert statuses(letters["early"], letters["late"]) == [NEW, REPLAYED]
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2025-13-01"])
+def test_a_time_it_cannot_read_is_refused(bad):
+    with pytest.raises(CommandError, match="--since"):
+        deadletters_command("replay", "--since", bad, "--dry-run")
