@@ -18,3 +18,18 @@ accesslog = "-"
 # gunicorn's control socket lives at one path per user, so two gunicorns on a machine (a
 # developer's and the tests') would take it from each other; nothing here uses it.
 control_socket_disable = True
+
+
+# Metrics in multiprocess mode (monitoring/exposition.py), when PROMETHEUS_MULTIPROC_DIR is set
+# in gunicorn's environment: the master empties the directory before it forks any worker, and
+# drops a dead worker's live-gauge files (its counters stay counted).
+def on_starting(server) -> None:
+    from core.metrics import empty_multiprocess_dir
+
+    empty_multiprocess_dir()
+
+
+def child_exit(server, worker) -> None:
+    from core.metrics import process_exited
+
+    process_exited(worker.pid)

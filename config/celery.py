@@ -1,5 +1,5 @@
-"""The Celery app: configured from Django settings (CELERY_* names), queues, routes, and
-the database-connection rule for tasks."""
+"""The Celery app: configured from Django settings (CELERY_* names), queues, routes, the
+database-connection rule for tasks, and the metrics hooks (messaging/metrics.py)."""
 
 import os
 
@@ -55,6 +55,54 @@ def _database_connections_as_django_would(**kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@signals.task_prerun.connect
+def _time_the_run(task_id: str, **_) -> None:
+    from messaging import metrics
+
+    metrics.task_started(task_id=task_id)
+
+
+@signals.task_postrun.connect
+def _count_the_outcome(task, task_id: str, state: str | None = None, **_) -> None:
+    from messaging import metrics
+
+    metrics.task_finished(task_name=task.name, task_id=task_id, state=state)
+
+
+@signals.task_retry.connect
+def _count_the_retry(sender, reason, **_) -> None:
+    from messaging import metrics
+
+    metrics.task_retried(task_name=sender.name, reason=reason)
+
+
+@signals.worker_init.connect
+def _forget_an_earlier_runs_metrics(**_) -> None:
+    # In the main process, before the pool forks its children.
+    from core.metrics import empty_multiprocess_dir
+
+    empty_multiprocess_dir()
+
+
+@signals.worker_ready.connect
+def _serve_worker_metrics(**_) -> None:
+    # Once, in the main process; the children's metrics reach it through
+    # PROMETHEUS_MULTIPROC_DIR. Started after the pool, so no child inherits the thread.
+    from django.conf import settings
+
+    if settings.WORKER_METRICS_PORT:
+        from core.metrics import serve
+
+        serve(port=settings.WORKER_METRICS_PORT, process="worker")
+
+
+@signals.worker_process_shutdown.connect
+def _forget_a_childs_live_gauges(pid: int, **_) -> None:
+    from core.metrics import process_exited
+
+    process_exited(pid)
 
 
 app.autodiscover_tasks()

@@ -136,6 +136,12 @@ READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
 # Flower and RabbitMQ's management UI, linked from the operations dashboard when set.
 FLOWER_URL = env.str("FLOWER_URL", default="")
 RABBITMQ_MANAGEMENT_URL = env.str("RABBITMQ_MANAGEMENT_URL", default="")
+# Bearer token a Prometheus sends for GET /metrics; unset, the endpoint answers 404.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Ports where a Celery worker and a relay serve their metrics (no web server of their own);
+# unset, they serve none. Each process tree wants its own PROMETHEUS_MULTIPROC_DIR (README).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=None)
+RELAY_METRICS_PORT = env.int("RELAY_METRICS_PORT", default=None)
 # Where collectstatic puts the static files that whitenoise serves.
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 # ------------------------------------------------------------------------------------------
@@ -180,11 +186,13 @@ INSTALLED_APPS = [
     "billing",
     "fakegateway",
     "health",
+    "monitoring",
     "demo",
     "dashboard",
 ]
 
 MIDDLEWARE = [
+    "monitoring.middleware.RequestMetricsMiddleware",
     "core.middleware.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "core.middleware.RequestBodyLimitMiddleware",

@@ -9,6 +9,7 @@ urlpatterns = [
     path("api/", include("ordering.api.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("", include("health.urls")),
+    path("", include("monitoring.urls")),
 ]
 
 handler404 = "core.error_pages.not_found"

@@ -105,6 +105,15 @@ def logging_config(*, level: str, json_lines: bool) -> dict:
         "root": {"handlers": ["console"], "level": "WARNING"},
         "loggers": {
             name: {"level": level, "handlers": ["console"], "propagate": False}
-            for name in ("ordering", "fraud", "billing", "messaging", "config", "celery")
+            for name in (
+                "ordering",
+                "fraud",
+                "billing",
+                "messaging",
+                "config",
+                "celery",
+                "core",
+                "monitoring",
+            )
         },
     }

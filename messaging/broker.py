@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError
 
 from config.celery import app
 
+from . import metrics
 from .topology import declare_topology
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class BatchPublisher:
     def send(self, messages: Sequence[dict], *, timeout: float | None = None) -> Confirms:
         """As send_messages(), on the kept connection."""
         deadline = Deadline(timeout)
+        started = time.perf_counter()
         ids = [message["message_id"] for message in messages]
         tracker = _ConfirmTracker(len(ids))  # replaced once the channel is open
         try:
@@ -188,7 +190,12 @@ class BatchPublisher:
             reason = deadline.explain() if deadline.expired else str(error) or repr(error)
         else:
             reason = ""
-        return tracker.outcome(ids, unsettled_reason=reason)
+        confirms = tracker.outcome(ids, unsettled_reason=reason)
+        metrics.PUBLISH_BATCH_SIZE.observe(len(ids))
+        metrics.PUBLISH_CONFIRM_SECONDS.observe(time.perf_counter() - started)
+        metrics.PUBLISHED.labels(publisher="relay").inc(len(confirms.confirmed))
+        metrics.NOT_PUBLISHED.labels(publisher="relay").inc(len(confirms.failed))
+        return confirms
 
     def keep_alive(self) -> None:
         """Between batches: send and check heartbeats, so an idle connection stays open (or

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from core import logcontext
 
+from . import metrics
 from .broker import BROKER_ERRORS, BatchPublisher, send_message, send_messages
 from .models import OutboxMessage
 
@@ -78,10 +79,12 @@ def publish_committed(message: OutboxMessage) -> bool:
             message.task_name,
             error,
         )
+        metrics.NOT_PUBLISHED.labels(publisher="on_commit").inc()
         OutboxMessage.objects.filter(pk=message.pk).update(
             attempts=F("attempts") + 1, last_error=str(error)[:2000]
         )
         return False
+    metrics.PUBLISHED.labels(publisher="on_commit").inc()
     OutboxMessage.objects.filter(pk=message.pk, published_at__isnull=True).update(
         published_at=timezone.now()
     )

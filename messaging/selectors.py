@@ -1,4 +1,5 @@
-"""Reads for operators: how full the queues are, and the dead letters nobody has handled yet."""
+"""Reads for operators: how full the queues are, what waits in the outbox, and the dead
+letters nobody has handled yet."""
 
 import contextlib
 import logging
@@ -7,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Min, QuerySet
 
 from config.celery import app
 
 from .broker import BROKER_ERRORS
-from .models import DeadLetter
+from .models import DeadLetter, OutboxMessage
 from .topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
 
 logger = logging.getLogger(__name__)
@@ -118,3 +119,22 @@ def dead_letters_matching(
     if until is not None:
         found = found.filter(last_death_at__lte=until)
     return found
+
+
+@dataclass(frozen=True)
+class UnpublishedOutbox:
+    count: int
+    oldest_created_at: datetime | None
+
+
+def unpublished_outbox() -> UnpublishedOutbox:
+    """How many outbox rows wait to be published, and when the oldest was written. One query."""
+    found = OutboxMessage.objects.filter(published_at__isnull=True).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
+    )
+    return UnpublishedOutbox(count=found["count"], oldest_created_at=found["oldest"])
+
+
+def count_new_dead_letters() -> int:
+    """Dead letters still waiting for an operator (NEW). One query."""
+    return DeadLetter.objects.filter(status=DeadLetter.Status.NEW).count()

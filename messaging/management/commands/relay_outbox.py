@@ -3,6 +3,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from core.metrics import serve
 from messaging import relay
 
 
@@ -51,6 +52,8 @@ class Command(BaseCommand):
     ) -> None:
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+        if settings.RELAY_METRICS_PORT:
+            serve(port=settings.RELAY_METRICS_PORT, process="relay")
         relay.run(
             interval=interval,
             batch=batch,
