@@ -39,10 +39,12 @@ def headers_to_publish(headers: dict[str, Any]) -> dict[str, Any]:
     integration of the worker reads the trace from the nested `headers` header (where its
     own apply_async writes it, celery#4875), so the stored headers are copied there, all of
     them as that apply_async does: a worker that finds `headers` takes it for the message's
-    own headers, which a retry sends again (the request id among them). And the publishing
-    process's own integration (the relay's, say) would replace the trace with that of
-    whatever the process is doing: `sentry-propagate-traces` off tells it not to (it takes
-    that header out before the message goes).
+    own headers, which a retry sends again (the request id among them). And the stored trace
+    is the message's: the publishing process's own integration would put the span it is in
+    in its place (a request or task publishing right after its commit; an operator's replay
+    request, for a row that keeps its first trace), so `sentry-propagate-traces` off tells
+    it not to (it takes that header out before the message goes). The relay publishes
+    outside any span, where the integration adds no trace of its own.
     """
     if not any(name in headers for name in TRACE_HEADERS):
         return headers
