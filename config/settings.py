@@ -9,11 +9,13 @@ import os
 import re
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
+from config import sentry
 from core.logcontext import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -144,6 +146,13 @@ WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=None)
 RELAY_METRICS_PORT = env.int("RELAY_METRICS_PORT", default=None)
 # Where collectstatic puts the static files that whitenoise serves.
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+# Error reports to Sentry (config/sentry.py): off unless SENTRY_DSN is set. The release
+# defaults to the commit Heroku's build names (SOURCE_VERSION); transactions are sampled at
+# SENTRY_TRACES_SAMPLE_RATE (0: errors only, though traces still cross the outbox).
+SENTRY_DSN = env.str("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", default="")
+SENTRY_RELEASE = env.str("SENTRY_RELEASE", default=env.str("SOURCE_VERSION", default=""))
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
 # ------------------------------------------------------------------------------------------
 
 if SECURE_PROXY_SSL_HEADER_ENABLED:
@@ -389,6 +398,18 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": STUCK_ORDER_SWEEP_SECONDS},
     },
 }
+
+sentry.init(
+    dsn=SENTRY_DSN,
+    environment=SENTRY_ENVIRONMENT,
+    release=SENTRY_RELEASE,
+    traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    secrets=[
+        SECRET_KEY,
+        DATABASES["default"].get("PASSWORD") or "",
+        *(urlsplit(node).password or "" for node in CELERY_BROKER_URL.split(";")),
+    ],
+)
 
 if USES_SQLITE:
     logging.getLogger("config").warning(

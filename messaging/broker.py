@@ -19,6 +19,7 @@ from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
 
 from config.celery import app
+from core import errorreports
 
 from . import metrics
 from .topology import declare_topology
@@ -104,7 +105,7 @@ def send_message(*, task_name: str, message_id: uuid.UUID, kwargs: dict, headers
                         task_name,
                         kwargs=kwargs,
                         task_id=str(message_id),
-                        headers=headers,
+                        headers=errorreports.headers_to_publish(headers),
                         producer=producer,
                         retry=False,
                         timeout=remaining,  # the write (py-amqp basic_publish)
@@ -177,7 +178,7 @@ class BatchPublisher:
                         message["task_name"],
                         kwargs=message["kwargs"],
                         task_id=str(message["message_id"]),
-                        headers=message["headers"],
+                        headers=errorreports.headers_to_publish(message["headers"]),
                         producer=self._producer,
                         retry=False,
                         timeout=deadline.remaining(),

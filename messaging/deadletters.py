@@ -23,7 +23,7 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from config.celery import app
-from core import logcontext
+from core import errorreports, logcontext
 from core.errors import ApplicationError
 
 from . import outbox
@@ -186,6 +186,8 @@ def record(death: Death) -> DeadLetter:
             current = task.on_dead_letter(kwargs=death.kwargs, reason=death.reason)
         dead_letter.status = DeadLetter.Status.NEW if current else DeadLetter.Status.STALE
         dead_letter.save()
+        if dead_letter.status == DeadLetter.Status.NEW:
+            transaction.on_commit(lambda: report(dead_letter), robust=True)
     logger.warning(
         "dead letter recorded: message=%s task=%s queue=%s reason=%s subject=%s count=%s status=%s",
         death.message_id,
@@ -197,6 +199,29 @@ def record(death: Death) -> DeadLetter:
         dead_letter.status,
     )
     return dead_letter
+
+
+def report(dead_letter: DeadLetter) -> None:
+    """Report a dead letter an operator must act on as an error to Sentry (when it is on).
+
+    Its death is the one place every failed message shows: to the Celery integration a
+    rejected message is control flow, not an error, and a message that kills its worker
+    never reaches it. Grouped by task, queue and reason; the ids are tags, to search by.
+    """
+    errorreports.capture_message(
+        f"dead letter: {dead_letter.task_name or 'unknown task'} from "
+        f"{dead_letter.queue or 'unknown queue'} ({dead_letter.reason})",
+        tags={
+            "message_id": dead_letter.message_id[:200],
+            "task": dead_letter.task_name,
+            "queue": dead_letter.queue,
+            "reason": dead_letter.reason,
+            "subject_id": dead_letter.subject_id,
+            "status": dead_letter.status,
+        },
+        extras={"dead_letter_id": dead_letter.pk, "death_count": dead_letter.death_count},
+        fingerprint=["dead-letter", dead_letter.task_name, dead_letter.queue, dead_letter.reason],
+    )
 
 
 def _same_death(dead_letter: DeadLetter, death: Death) -> bool:
