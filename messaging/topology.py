@@ -9,8 +9,9 @@ wait on quorum queues) silently drops messages routed through a direct exchange.
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
 
-# The pipeline's steps, then housekeeping sent by Celery beat (messaging/tasks.py).
-WORK_QUEUES = ("fraud", "billing", "maintenance")
+STEP_QUEUES = ("fraud", "billing")  # the order pipeline's steps (ordering/steps.py)
+MAINTENANCE_QUEUE = "maintenance"  # housekeeping sent by Celery beat (messaging/tasks.py)
+WORK_QUEUES = (*STEP_QUEUES, MAINTENANCE_QUEUE)
 DEAD_LETTER_EXCHANGE = "dead_letter"
 DEAD_LETTER_QUEUE = "dead_letter"
 PARKING_EXCHANGE = "dead_letter_parked"

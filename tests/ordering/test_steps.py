@@ -3,7 +3,7 @@
 import pytest
 
 from config.celery import app
-from messaging.topology import WORK_QUEUES
+from messaging.topology import STEP_QUEUES
 from ordering.pipeline import OrderStepTask
 from ordering.state_machine import TERMINAL_STATUSES, OrderStatus
 from ordering.steps import STEPS, Step, UnknownStep, check_table, step_at, step_of_task
@@ -40,7 +40,7 @@ def test_each_step_is_an_order_step_task_on_a_declared_work_queue(step: Step):
     app.loader.import_default_modules()
     task = app.tasks[step.task_name]
     assert isinstance(task, OrderStepTask)
-    assert step.task_name.split(".")[0] in WORK_QUEUES
+    assert step.task_name.split(".")[0] in STEP_QUEUES
     assert step_of_task(step.task_name) is step
 
 

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from demo import scenario
 from messaging.selectors import queue_depths
-from messaging.topology import DEAD_LETTER_QUEUE, WORK_QUEUES
+from messaging.topology import DEAD_LETTER_QUEUE, STEP_QUEUES
 from ordering import selectors as order_selectors
 from ordering.state_machine import TERMINAL_STATUSES, OrderStatus
 
@@ -74,7 +74,7 @@ class Command(BaseCommand):
                 "start one (honcho start)."
             )
             return None
-        idle = [name for name in WORK_QUEUES if not queues[name].consumers]
+        idle = [name for name in STEP_QUEUES if not queues[name].consumers]
         if idle:
             raise CommandError(
                 f"No worker is consuming {' and '.join(idle)}: the orders would wait there. "
