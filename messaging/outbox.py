@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import logcontext
+from core import logcontext, tracing
 
 from .broker import BROKER_ERRORS, BatchPublisher, send_message, send_messages
 from .models import OutboxMessage
@@ -35,13 +35,15 @@ def enqueue(
 ) -> OutboxMessage:
     """Store a message in the current transaction; it is published once that commits.
 
-    The request id of the request or task at hand goes with it, for its consumer's logs.
+    The request id of the request or task at hand goes with it, for its consumer's logs,
+    and so does its trace context (traceparent), when tracing is on.
     With `message_id`, that message is sent again (a replay): its row, if it is still kept,
     becomes unpublished again; if it was pruned, it is written anew with this content.
     """
     headers = {**(headers or {})}
     if request_id := logcontext.current_request_id():
         headers.setdefault("request_id", request_id)
+    headers.update(tracing.propagation_headers())
     if message_id is None:
         message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, headers=headers)
     else:
