@@ -76,8 +76,9 @@ def instrument(provider, *, django: bool = False) -> None:
 
     from config.celery import app
 
-    # The instrumentation ends a publish span only for a task registered in the publishing
-    # process; the relay publishes by name (send_task) and imports no task module itself.
+    # The instrumentation finds a publish span again at after_task_publish only for a task
+    # registered in the publishing process; for any other its span ends before the message
+    # is written. The relay publishes by name (send_task) and imports no task module itself.
     app.loader.import_default_modules()
     CeleryInstrumentor().instrument(tracer_provider=provider)
     if django:
