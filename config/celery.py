@@ -105,4 +105,32 @@ def _forget_a_childs_live_gauges(pid: int, **_) -> None:
     process_exited(pid)
 
 
+@signals.worker_process_init.connect
+def _start_tracing_in_each_child(**_) -> None:
+    # In the child, after the fork: the span exporter's thread would not survive it.
+    from config import tracing
+
+    tracing.init(process="worker")
+
+
+@signals.worker_init.connect
+def _start_tracing_without_children(sender, **_) -> None:
+    # The solo and threads pools run tasks in this process, which never forks.
+    from celery.concurrency import get_implementation
+    from celery.concurrency.prefork import TaskPool
+
+    from config import tracing
+
+    if not issubclass(get_implementation(sender.pool_cls), TaskPool):
+        tracing.init(process="worker")
+
+
+@signals.worker_process_shutdown.connect
+def _flush_spans(**_) -> None:
+    # A prefork child ends without exit handlers, which would flush the last spans.
+    from config import tracing
+
+    tracing.flush()
+
+
 app.autodiscover_tasks()

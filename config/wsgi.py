@@ -11,6 +11,9 @@ import os
 
 from django.core.wsgi import get_wsgi_application
 
+from config import tracing
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
+tracing.init(process="web", django=True)  # off unless OTEL_TRACES_EXPORTER is set
 application = get_wsgi_application()

@@ -19,7 +19,7 @@ from kombu import Connection, Producer
 from kombu.exceptions import OperationalError
 
 from config.celery import app
-from core import errorreports
+from core import errorreports, tracing
 
 from . import metrics
 from .topology import declare_topology
@@ -101,16 +101,17 @@ def send_message(*, task_name: str, message_id: uuid.UUID, kwargs: dict, headers
                 with _socket_deadline(producer.connection, deadline):
                     _declare_topology_once(producer.connection)
                     remaining = deadline.remaining()
-                    app.send_task(
-                        task_name,
-                        kwargs=kwargs,
-                        task_id=str(message_id),
-                        headers=errorreports.headers_to_publish(headers),
-                        producer=producer,
-                        retry=False,
-                        timeout=remaining,  # the write (py-amqp basic_publish)
-                        confirm_timeout=remaining,  # the confirm (basic_publish_confirm)
-                    )
+                    with tracing.continued(headers):  # the trace of what wrote the message
+                        app.send_task(
+                            task_name,
+                            kwargs=kwargs,
+                            task_id=str(message_id),
+                            headers=errorreports.headers_to_publish(headers),
+                            producer=producer,
+                            retry=False,
+                            timeout=remaining,  # the write (py-amqp basic_publish)
+                            confirm_timeout=remaining,  # the confirm (basic_publish_confirm)
+                        )
                 return
             except BROKER_ERRORS as error:
                 _drop(producer.connection)
@@ -174,15 +175,17 @@ class BatchPublisher:
             tracker = self._tracker = _ConfirmTracker(len(ids), first_tag=self._sent + 1)
             with _socket_deadline(self._connection, deadline):
                 for message in messages:
-                    app.send_task(
-                        message["task_name"],
-                        kwargs=message["kwargs"],
-                        task_id=str(message["message_id"]),
-                        headers=errorreports.headers_to_publish(message["headers"]),
-                        producer=self._producer,
-                        retry=False,
-                        timeout=deadline.remaining(),
-                    )
+                    # Each in the trace of what wrote it: a batch mixes many requests' messages.
+                    with tracing.continued(message["headers"]):
+                        app.send_task(
+                            message["task_name"],
+                            kwargs=message["kwargs"],
+                            task_id=str(message["message_id"]),
+                            headers=errorreports.headers_to_publish(message["headers"]),
+                            producer=self._producer,
+                            retry=False,
+                            timeout=deadline.remaining(),
+                        )
                     self._sent += 1
                 while tracker.unsettled:
                     self._connection.drain_events(timeout=deadline.remaining())

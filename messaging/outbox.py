@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from core import errorreports, logcontext
+from core import errorreports, logcontext, tracing
 
 from . import metrics
 from .broker import BROKER_ERRORS, BatchPublisher, send_message, send_messages
@@ -37,7 +37,8 @@ def enqueue(
     """Store a message in the current transaction; it is published once that commits.
 
     The request id of the request or task at hand goes with it, for its consumer's logs, and
-    with Sentry on its trace (`sentry-trace`, `baggage`), which its consumer continues.
+    so does its trace: OpenTelemetry's (`traceparent`, `tracestate`) when tracing is on, and
+    Sentry's (`sentry-trace`, `baggage`) with Sentry on; its consumer continues it.
     With `message_id`, that message is sent again (a replay): its row, if it is still kept,
     becomes unpublished again; if it was pruned, it is written anew with this content.
     """
@@ -46,6 +47,7 @@ def enqueue(
         headers.setdefault("request_id", request_id)
     for name, value in errorreports.trace_headers().items():  # with Sentry on
         headers.setdefault(name, value)
+    headers.update(tracing.propagation_headers())
     if message_id is None:
         message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, headers=headers)
     else:

@@ -3,6 +3,7 @@ import signal
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from config import tracing
 from core.metrics import serve
 from messaging import relay
 
@@ -50,6 +51,7 @@ class Command(BaseCommand):
         once: bool,
         **options,
     ) -> None:
+        tracing.init(process="relay")  # off unless OTEL_TRACES_EXPORTER is set
         stopping = []
         signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
         if settings.RELAY_METRICS_PORT:
