@@ -153,11 +153,20 @@ def measure_orderflow(
     profile: Path | None = None,
     rate: float | None = None,
     pool: str = "prefork",
+    worker_env: dict[str, str] | None = None,
+    relay_env: dict[str, str] | None = None,
+    buyer_prefix: str = "bench",
 ) -> dict:
-    buyers = make_buyers(orders=orders, prefix="bench")
+    """Orderflow's worker and relay; `worker_env` and `relay_env` add to each one's environment.
+    Each call in one invocation needs buyers of its own (`buyer_prefix`), under the hourly rule."""
+    buyers = make_buyers(orders=orders, prefix=buyer_prefix)
     env = process_env()
-    worker = celery_worker("orderflow-worker", "fraud,billing", concurrency, env, pool=pool).start()
-    relay = ManagedProcess("relay", python_argv("manage.py", "relay_outbox"), env, LOG_DIR).start()
+    worker = celery_worker(
+        "orderflow-worker", "fraud,billing", concurrency, env | (worker_env or {}), pool=pool
+    ).start()
+    relay = ManagedProcess(
+        "relay", python_argv("manage.py", "relay_outbox"), env | (relay_env or {}), LOG_DIR
+    ).start()
     try:
         wait_for_consumers("fraud,billing")
         with flame_graphs([worker, relay], profile):
