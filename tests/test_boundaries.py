@@ -15,8 +15,9 @@ APPS = sorted(
     {name.split(".")[0] for name in settings.INSTALLED_APPS if (ROOT / name.split(".")[0]).is_dir()}
     - {"core"}
 )
-# What an app may take from config: the Celery app itself, which tasks are registered on.
-ALLOWED_FROM_CONFIG = {"config.celery"}
+# What an app may take from config: the Celery app itself, which tasks are registered on, and
+# the start of tracing, which each process's entry calls (the relay's is messaging's command).
+ALLOWED_FROM_CONFIG = {"config.celery", "config.tracing"}
 
 
 def imported_modules(package: str) -> list[tuple[str, str]]:
