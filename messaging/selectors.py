@@ -83,11 +83,12 @@ class NewDeadLetters:
 
 def new_dead_letters(*, limit: int = 10) -> NewDeadLetters:
     """The dead letters still NEW (neither replayed nor discarded): how many, and the latest."""
-    new = DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
-    latest = new.only(
-        "id", "task_name", "queue", "reason", "subject_id", "death_count", "last_death_at"
-    ).order_by("-last_death_at", "-id")[:limit]
-    return NewDeadLetters(count=new.count(), latest=list(latest))
+    latest = (
+        _new()
+        .only("id", "task_name", "queue", "reason", "subject_id", "death_count", "last_death_at")
+        .order_by("-last_death_at", "-id")[:limit]
+    )
+    return NewDeadLetters(count=count_new_dead_letters(), latest=list(latest))
 
 
 def dead_letters_matching(
@@ -137,4 +138,8 @@ def unpublished_outbox() -> UnpublishedOutbox:
 
 def count_new_dead_letters() -> int:
     """Dead letters still waiting for an operator (NEW). One query."""
-    return DeadLetter.objects.filter(status=DeadLetter.Status.NEW).count()
+    return _new().count()
+
+
+def _new() -> QuerySet[DeadLetter]:
+    return DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
