@@ -193,6 +193,7 @@ INSTALLED_APPS = [
     "ordering",
     "fraud",
     "billing",
+    "webhooks",
     "fakegateway",
     "health",
     "monitoring",
@@ -386,6 +387,26 @@ MESSAGE_RETENTION_DAYS = env.float("MESSAGE_RETENTION_DAYS", default=7)
 # step within seconds; retries back off for at most RETRY_MAX_SECONDS a time).
 STUCK_ORDER_MINUTES = env.float("STUCK_ORDER_MINUTES", default=30)
 STUCK_ORDER_SWEEP_SECONDS = env.float("STUCK_ORDER_SWEEP_SECONDS", default=300)
+# Webhooks (webhooks/): signed callbacks to API clients' endpoints, on a queue and a worker
+# process of their own (the Procfile's `webhooks`), so a slow receiver never slows the pipeline.
+# Each request waits at most WEBHOOK_TIMEOUT_SECONDS per read and WEBHOOK_DEADLINE_SECONDS in
+# all; a failed one is retried WEBHOOK_MAX_ATTEMPTS times in all, backing off from
+# WEBHOOK_RETRY_BASE_SECONDS to at most WEBHOOK_RETRY_MAX_SECONDS, then dead-lettered.
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=5)
+WEBHOOK_DEADLINE_SECONDS = env.float("WEBHOOK_DEADLINE_SECONDS", default=15)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=10)
+WEBHOOK_RETRY_BASE_SECONDS = env.int("WEBHOOK_RETRY_BASE_SECONDS", default=10)
+WEBHOOK_RETRY_MAX_SECONDS = env.int("WEBHOOK_RETRY_MAX_SECONDS", default=3600)
+# An endpoint whose deliveries failed this many times in a row (each after all its attempts)
+# is disabled, with the reason, until its owner enables it again.
+WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+# How long a rotated-out secret still signs deliveries, beside the new one, by default.
+WEBHOOK_SECRET_GRACE_HOURS = env.int("WEBHOOK_SECRET_GRACE_HOURS", default=24)
+WEBHOOK_MAX_ENDPOINTS_PER_OWNER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_OWNER", default=16)
+# Targets on loopback (and plain http to them): for development and the tests only. Private,
+# link-local and metadata addresses are refused whatever this says.
+WEBHOOK_ALLOW_LOOPBACK = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=False)
+
 CELERY_BEAT_SCHEDULE = {
     "prune-messages": {
         "task": "maintenance.prune_messages",

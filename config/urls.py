@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/", include("ordering.api.urls")),
+    path("api/", include("webhooks.api.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("", include("health.urls")),
     path("", include("monitoring.urls")),

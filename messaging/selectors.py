@@ -143,3 +143,8 @@ def count_new_dead_letters() -> int:
 
 def _new() -> QuerySet[DeadLetter]:
     return DeadLetter.objects.filter(status=DeadLetter.Status.NEW)
+
+
+def open_dead_letter_id(*, message_id: str) -> int | None:
+    """The id of the message's dead letter if it waits for an operator (NEW), else None."""
+    return _new().filter(message_id=message_id).values_list("pk", flat=True).first()

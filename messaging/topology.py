@@ -11,7 +11,10 @@ from kombu import Connection, Exchange, Queue
 
 STEP_QUEUES = ("fraud", "billing")  # the order pipeline's steps (ordering/steps.py)
 MAINTENANCE_QUEUE = "maintenance"  # housekeeping sent by Celery beat (messaging/tasks.py)
-WORK_QUEUES = (*STEP_QUEUES, MAINTENANCE_QUEUE)
+# Webhook deliveries (webhooks/tasks.py), with a worker of their own: a slow receiver must
+# never hold up a step of the pipeline.
+WEBHOOK_QUEUE = "webhooks"
+WORK_QUEUES = (*STEP_QUEUES, MAINTENANCE_QUEUE, WEBHOOK_QUEUE)
 DEAD_LETTER_EXCHANGE = "dead_letter"
 DEAD_LETTER_QUEUE = "dead_letter"
 PARKING_EXCHANGE = "dead_letter_parked"

@@ -14,6 +14,7 @@ from core import money
 from messaging import outbox
 from messaging.idempotency import claim_message
 
+from . import events
 from .errors import IdempotencyKeyReused, OrderNotCancelable, OrderNotFound, StepNotReplayable
 from .models import Order, OrderEvent
 from .state_machine import OrderStatus, can_transition
@@ -78,6 +79,7 @@ def _apply(order: Order, *, to: OrderStatus, cause: str, message_id: uuid.UUID |
         message_id=message_id,
         version=order.version,
     )
+    events.status_changed(order, from_status=current)
     # DEBUG: the OrderEvent row is the record; a log line per step is cost without news.
     logger.debug("order=%s %s -> %s cause=%r message=%s", order.id, current, to, cause, message_id)
     return True

@@ -27,19 +27,20 @@ def test_accepting_an_order_costs_5_queries(django_assert_num_queries):
         )
 
 
-def test_screening_an_order_costs_11_queries(django_assert_num_queries):
+def test_screening_an_order_costs_12_queries(django_assert_num_queries):
     order = OrderFactory()
 
-    # read the order, 2 rules, then one transaction: lock, update, event, claim, assessment,
-    # outbox row (with its savepoint pair and the commit)
-    with django_assert_num_queries(11):
+    # read the order, 2 rules, then one transaction: lock, update, event, the buyer's webhook
+    # endpoints, claim, assessment, outbox row (with its savepoint pair and the commit)
+    with django_assert_num_queries(12):
         fraud.screen(order_id=order.id, message_id=uuid.uuid4())
 
 
-def test_charging_an_order_costs_13_queries(django_assert_num_queries):
+def test_charging_an_order_costs_14_queries(django_assert_num_queries):
     order = OrderFactory(status="APPROVED")
 
     # read the order, upsert the charge, the fake gateway's fault check and ledger upsert,
-    # then one transaction: lock, update, event, claim, charge result
-    with django_assert_num_queries(13):
+    # then one transaction: lock, update, event, the buyer's webhook endpoints, claim, charge
+    # result
+    with django_assert_num_queries(14):
         billing.charge(order_id=order.id, message_id=uuid.uuid4())

@@ -10,9 +10,9 @@ from drf_spectacular.utils import (
     OpenApiResponse,
     extend_schema,
     extend_schema_view,
-    inline_serializer,
 )
-from rest_framework import serializers
+
+from core.api.docs import AUTH_AND_THROTTLING, RETRY_AFTER, Conflict, Error, database_unavailable
 
 from ..models import MAX_IDEMPOTENCY_KEY_LENGTH
 from .serializers import (
@@ -53,19 +53,6 @@ STAFF_HISTORY_EXAMPLE = [
     event | {"cause": cause} for event, cause in zip(HISTORY_EXAMPLE, STAFF_CAUSES, strict=True)
 ]
 
-# Error bodies: one detail and a code, or a list of messages per field for a 400.
-Error = inline_serializer(
-    "Error",
-    {"detail": serializers.CharField(), "code": serializers.CharField(required=False)},
-)
-Conflict = inline_serializer(
-    "Conflict",
-    {
-        "detail": serializers.CharField(),
-        "code": serializers.CharField(),
-        "status": serializers.CharField(required=False),
-    },
-)
 ValidationErrors = OpenApiResponse(
     OpenApiTypes.OBJECT,
     description="Invalid input: each bad field (or header) with its messages.",
@@ -78,21 +65,13 @@ ValidationErrors = OpenApiResponse(
     ],
 )
 COMMON = {
-    401: OpenApiResponse(Error, description="No or bad credentials."),
-    429: OpenApiResponse(Error, description="Throttled: wait for the Retry-After seconds."),
-    503: OpenApiResponse(
-        Error,
-        description=(
-            "The database failed under the request (code `database_unavailable`); nothing was "
-            "saved. Retry after the Retry-After seconds: a POST with the same Idempotency-Key "
-            "creates the order at most once."
-        ),
+    **AUTH_AND_THROTTLING,
+    503: database_unavailable(
+        "Retry after the Retry-After seconds: a POST with the same Idempotency-Key creates the "
+        "order at most once."
     ),
 }
 NOT_FOUND = {404: OpenApiResponse(Error, description="No such order (or not yours).")}
-RETRY_AFTER = OpenApiParameter(
-    "Retry-After", OpenApiTypes.INT, OpenApiParameter.HEADER, response=[429, 503]
-)
 IDEMPOTENCY_KEY = OpenApiParameter(
     "Idempotency-Key",
     {"type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN.pattern},

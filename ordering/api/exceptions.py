@@ -13,6 +13,12 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
 
 from core.errors import ApplicationError
+from webhooks.errors import (
+    DeliveryNotFound,
+    DeliveryNotRedeliverable,
+    EndpointLimitReached,
+    EndpointNotFound,
+)
 
 from ..errors import IdempotencyKeyReused, OrderNotCancelable, OrderNotFound
 
@@ -22,6 +28,10 @@ HTTP_STATUS_OF: dict[type[ApplicationError], int] = {
     OrderNotFound: status.HTTP_404_NOT_FOUND,
     OrderNotCancelable: status.HTTP_409_CONFLICT,
     IdempotencyKeyReused: status.HTTP_422_UNPROCESSABLE_ENTITY,
+    EndpointNotFound: status.HTTP_404_NOT_FOUND,
+    DeliveryNotFound: status.HTTP_404_NOT_FOUND,
+    DeliveryNotRedeliverable: status.HTTP_409_CONFLICT,
+    EndpointLimitReached: status.HTTP_409_CONFLICT,
 }
 
 

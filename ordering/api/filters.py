@@ -4,19 +4,10 @@ import django_filters
 from django import forms
 from django.conf import settings
 
+from core.api.filters import NoEmptyValuesForm
+
 from ..models import Order
 from ..state_machine import OrderStatus
-
-
-class NoEmptyValuesForm(forms.Form):
-    """django-filter ignores `?currency=`, as an HTML form leaves a field blank; an API
-    client that sends an empty value made a mistake, and hears so."""
-
-    def clean(self):
-        for name in self.fields:
-            if "" in self.data.getlist(name):
-                self.add_error(name, "May not be empty.")
-        return super().clean()
 
 
 class UTCDateTimeField(django_filters.fields.IsoDateTimeField):

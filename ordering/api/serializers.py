@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from core import money
+from core.api.serializers import StrictSerializer
 
 from ..models import (
     MAX_IDEMPOTENCY_KEY_LENGTH,
@@ -19,19 +20,6 @@ from ..state_machine import OrderStatus, public_description
 
 # The Idempotency-Key header: printable ASCII without spaces, e.g. a UUID.
 IDEMPOTENCY_KEY_PATTERN = re.compile(rf"^[\x21-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_LENGTH}}}$")
-
-
-class StrictSerializer(serializers.Serializer):
-    """Refuses fields it does not know, so a typo is a 400 rather than silently ignored."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["Unknown field."] for name in unknown}, code="unknown_field"
-                )
-        return super().to_internal_value(data)
 
 
 @extend_schema_field({"type": "string", "enum": settings.ORDER_CURRENCIES})

@@ -5,6 +5,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api.lookups import UUID_PATTERN
+
 from .. import selectors, services
 from ..models import MAX_IDEMPOTENCY_KEY_LENGTH, Order
 from .docs import order_api_docs
@@ -15,8 +17,6 @@ from .serializers import (
     OrderDetailSerializer,
     OrderSerializer,
 )
-
-UUID_PATTERN = "[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 
 
 @order_api_docs

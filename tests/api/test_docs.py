@@ -14,6 +14,15 @@ OPERATIONS = {
     ("/api/orders/", "post"),
     ("/api/orders/{id}/", "get"),
     ("/api/orders/{id}/cancel/", "post"),
+    ("/api/webhooks/endpoints/", "get"),
+    ("/api/webhooks/endpoints/", "post"),
+    ("/api/webhooks/endpoints/{id}/", "get"),
+    ("/api/webhooks/endpoints/{id}/disable/", "post"),
+    ("/api/webhooks/endpoints/{id}/enable/", "post"),
+    ("/api/webhooks/endpoints/{id}/rotate-secret/", "post"),
+    ("/api/webhooks/deliveries/", "get"),
+    ("/api/webhooks/deliveries/{id}/", "get"),
+    ("/api/webhooks/deliveries/{id}/redeliver/", "post"),
 }
 
 

@@ -183,7 +183,9 @@ def test_a_clean_run_reports_its_figures(world):
     assert figures["orders accepted vs stored"] == "accepted 4, stored 4, lost 0, extra 0"
     assert figures["charges per order <= 1"] == "max charges for one order: 1"
     assert figures["histories valid"] == "invalid 0 / 4 orders"
-    assert figures["messages left in work queues"] == "fraud 0, billing 0, maintenance 0"
+    assert (
+        figures["messages left in work queues"] == "fraud 0, billing 0, maintenance 0, webhooks 0"
+    )
     assert figures["poison dead-lettered"] == "sent 2, dead letters 2"
 
 
@@ -498,6 +500,7 @@ def test_an_order_at_another_version_than_its_history_is_invalid(world):
         ("fraud", "messages left in work queues"),
         ("billing", "messages left in work queues"),
         ("maintenance", "messages left in work queues"),
+        ("webhooks", "messages left in work queues"),
         ("dead_letter", "dead_letter queue drained"),
         ("dead_letter_parked", "dead_letter queue drained"),
     ],
@@ -518,7 +521,7 @@ def test_a_queue_the_harness_did_not_measure_is_not_taken_as_empty(world):
     check = world.check("messages left in work queues")
 
     assert world.failing() == {"messages left in work queues"}
-    assert check.figure == "fraud 0, billing ?, maintenance 0"
+    assert check.figure == "fraud 0, billing ?, maintenance 0, webhooks 0"
     assert check.problems == ["billing: not measured"]
 
 

@@ -150,7 +150,7 @@ def test_messages_are_json_only_and_publishes_are_confirmed():
 def test_work_queues_are_durable_quorum_queues_on_topic_exchanges_that_dead_letter():
     queues = topology.work_queues()
 
-    assert [queue.name for queue in queues] == ["fraud", "billing", "maintenance"]
+    assert [queue.name for queue in queues] == ["fraud", "billing", "maintenance", "webhooks"]
     for queue in queues:
         assert queue.durable
         assert (queue.exchange.name, queue.exchange.type, queue.routing_key) == (
@@ -171,7 +171,12 @@ def test_the_delivery_limit_comes_from_the_setting(settings):
 
 
 def test_the_app_consumes_the_work_queues_of_the_topology():
-    assert [queue.name for queue in app.conf.task_queues] == ["fraud", "billing", "maintenance"]
+    assert [queue.name for queue in app.conf.task_queues] == [
+        "fraud",
+        "billing",
+        "maintenance",
+        "webhooks",
+    ]
     for queue in app.conf.task_queues:
         assert queue.queue_arguments == topology.work_queue(queue.name).queue_arguments
 

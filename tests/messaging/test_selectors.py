@@ -57,6 +57,7 @@ def test_queue_depths_are_unavailable_when_the_broker_refuses_connections():
         ("fraud", False),
         ("billing", False),
         ("maintenance", False),
+        ("webhooks", False),
         ("dead_letter", False),
         ("dead_letter_parked", False),
     ]
