@@ -3,8 +3,9 @@
 Runs: pipeline (against bare Celery and the plain implementation), latency (at a steady
 rate, the same three), api (against an insert-only view and the plain view), decoupling
 (against a synchronous design), backlog (10x against 1x), throttle (throttling on against
-off), observability (metrics, Sentry and OpenTelemetry on against off). Each prints a
-table and writes docs/benchmarks/<run>.json and <run>.png.
+off), observability (metrics, Sentry and OpenTelemetry on against off), webhooks (every
+buyer subscribed against none). Each prints a table and writes docs/benchmarks/<run>.json
+and <run>.png.
 
 Each run uses a vhost of its own on CELERY_BROKER_URL's broker, made with rabbitmqctl and
 deleted at the end, so it shares no queue with anything else on that broker.
@@ -38,6 +39,12 @@ def main(argv: list[str]) -> int:
     observability.add_argument("--orders", type=int, default=300)
     observability.add_argument("--concurrency", type=int, default=2)
     observability.add_argument("--rounds", type=int, default=2)
+    webhooks = runs.add_parser(
+        "webhooks", help="the pipeline with every buyer subscribed to webhooks, vs none"
+    )
+    webhooks.add_argument("--orders", type=int, default=300)
+    webhooks.add_argument("--concurrency", type=int, default=2)
+    webhooks.add_argument("--rounds", type=int, default=2)
     api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")
     api.add_argument("--clients", type=int, default=8)
     api.add_argument("--seconds", type=float, default=15)

@@ -3,6 +3,7 @@
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from .common import (
@@ -156,10 +157,14 @@ def measure_orderflow(
     worker_env: dict[str, str] | None = None,
     relay_env: dict[str, str] | None = None,
     buyer_prefix: str = "bench",
+    prepare_buyers: Callable[[list], None] | None = None,
 ) -> dict:
     """Orderflow's worker and relay; `worker_env` and `relay_env` add to each one's environment.
-    Each call in one invocation needs buyers of its own (`buyer_prefix`), under the hourly rule."""
+    Each call in one invocation needs buyers of its own (`buyer_prefix`), under the hourly rule;
+    `prepare_buyers` gets them before the first order (to subscribe them to webhooks)."""
     buyers = make_buyers(orders=orders, prefix=buyer_prefix)
+    if prepare_buyers is not None:
+        prepare_buyers(buyers)
     env = process_env()
     worker = celery_worker(
         "orderflow-worker", "fraud,billing", concurrency, env | (worker_env or {}), pool=pool

@@ -42,12 +42,7 @@ def enqueue(
     With `message_id`, that message is sent again (a replay): its row, if it is still kept,
     becomes unpublished again; if it was pruned, it is written anew with this content.
     """
-    headers = {**(headers or {})}
-    if request_id := logcontext.current_request_id():
-        headers.setdefault("request_id", request_id)
-    for name, value in errorreports.trace_headers().items():  # with Sentry on
-        headers.setdefault(name, value)
-    headers.update(tracing.propagation_headers())
+    headers = _with_context(headers)
     if message_id is None:
         message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, headers=headers)
     else:
@@ -56,9 +51,37 @@ def enqueue(
             defaults={"published_at": None, "attempts": 0, "last_error": ""},
             create_defaults={"task_name": task_name, "kwargs": kwargs, "headers": headers},
         )
+    _publish_after_commit(message)
+    return message
+
+
+def enqueue_new(*, task_name: str, kwargs_by_id: dict[uuid.UUID, dict]) -> list[OutboxMessage]:
+    """Store new messages of one task under ids the caller chose, in one statement; like
+    enqueue() otherwise. For a message that names its own subject, as a webhook delivery's
+    id is its message's."""
+    headers = _with_context(None)
+    messages = OutboxMessage.objects.bulk_create(
+        OutboxMessage(id=message_id, task_name=task_name, kwargs=kwargs, headers=headers)
+        for message_id, kwargs in kwargs_by_id.items()
+    )
+    for message in messages:
+        _publish_after_commit(message)
+    return messages
+
+
+def _with_context(headers: dict | None) -> dict:
+    headers = {**(headers or {})}
+    if request_id := logcontext.current_request_id():
+        headers.setdefault("request_id", request_id)
+    for name, value in errorreports.trace_headers().items():  # with Sentry on
+        headers.setdefault(name, value)
+    headers.update(tracing.propagation_headers())
+    return headers
+
+
+def _publish_after_commit(message: OutboxMessage) -> None:
     if settings.OUTBOX_PUBLISH_ON_COMMIT:
         transaction.on_commit(lambda: publish_committed(message), robust=True)
-    return message
 
 
 def publish_committed(message: OutboxMessage) -> bool:

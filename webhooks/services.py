@@ -192,8 +192,10 @@ def emit(
         )
         for endpoint in endpoints
     )
-    for delivery in deliveries:
-        _enqueue(delivery)
+    outbox.enqueue_new(
+        task_name=DELIVER_TASK,
+        kwargs_by_id={delivery.id: {"delivery_id": str(delivery.id)} for delivery in deliveries},
+    )
     return len(deliveries)
 
 
@@ -365,7 +367,7 @@ def redeliver(*, delivery_id: uuid.UUID, actor: AbstractBaseUser) -> WebhookDeli
 
 
 def _enqueue(delivery: WebhookDelivery) -> None:
-    # The delivery's id is its message's id: sent again, it is the same message.
+    # The delivery's id is its message's id (emit): sent again, it is the same message.
     outbox.enqueue(
         task_name=DELIVER_TASK, kwargs={"delivery_id": str(delivery.id)}, message_id=delivery.id
     )

@@ -1,0 +1,171 @@
+"""webhooks: the pipeline's orders/s with every buyer subscribed to webhooks, against none.
+
+The same Orderflow pipeline run (`pipeline`'s Orderflow side), rounds alternating the order of
+the sides:
+- none: no endpoint registered;
+- subscribed: each buyer has an endpoint for every event, so each change of status also writes
+  a delivery and its outbox message. The webhooks worker runs on cores of its own in a
+  deployment (the Procfile's `webhooks`); here it is started once the pipeline is done, so
+  what is measured is the pipeline's own cost;
+- subscribed, sending alongside: the webhooks worker (concurrency 2) sends to the receiver
+  while the pipeline runs, on the same two cores: what sharing a host costs.
+After each subscribed side every delivery must be DELIVERED to a receiver on loopback (the
+bench process), each verified against its endpoint's secret, or the run fails.
+"""
+
+import os
+
+from chaos.receiver import Receiver
+
+from .common import (
+    LOG_DIR,
+    celery_worker,
+    print_table,
+    process_env,
+    setup_django,
+    wait_for_consumers,
+    wait_until_count,
+    write_report,
+)
+from .pipeline import measure_orderflow
+
+SIDES = ("none", "subscribed", "subscribed, sending alongside")
+WEBHOOK_ENV = {"WEBHOOK_ALLOW_LOOPBACK": "1"}
+
+
+def run(args) -> int:
+    os.environ.update(WEBHOOK_ENV)  # the endpoints below are registered on loopback
+    setup_django("orderflow_bench_webhooks")
+    from chaos.broker import reset_topology
+
+    reset_topology(os.environ["CELERY_BROKER_URL"])
+    receiver = Receiver().start()
+    measured: dict[str, list[dict]] = {side: [] for side in SIDES}
+    try:
+        for round_number in range(args.rounds):
+            order = SIDES if round_number % 2 == 0 else tuple(reversed(SIDES))
+            for side in order:
+                prefix = f"wh{round_number}-{SIDES.index(side)}-"
+                measured[side].append(measure_side(side, args, receiver, prefix))
+    finally:
+        receiver.stop()
+    report, rows = summarise(measured, args)
+    print_table(
+        f"webhooks: {args.orders} orders, concurrency {args.concurrency}, {args.rounds} rounds "
+        "(sides alternate their order)",
+        ["", "orders/s", "vs none", "CPU ms per order (worker + relay)", "vs none"],
+        rows,
+    )
+    write_report(
+        "webhooks",
+        {"orders": args.orders, "concurrency": args.concurrency, "sides": report},
+        lambda path: chart(path, report),
+    )
+    return 0
+
+
+def chart(path, report: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (rate, cpu) = pyplot.subplots(1, 2, figsize=(10, 4))
+    names = list(report)
+    rate.bar(names, [report[n]["rate_vs_none"] for n in names], color="tab:blue")
+    rate.set_title("orders/s, against no subscribers")
+    cpu.bar(names, [report[n]["cpu_vs_none"] for n in names], color="tab:orange")
+    cpu.set_title("CPU per order (worker + relay), against none")
+    for axis in (rate, cpu):
+        axis.axhline(0.9, color="red", linewidth=0.8, linestyle="--")
+        axis.axhline(1.0, color="grey", linewidth=0.8)
+        axis.tick_params(axis="x", labelrotation=15)
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def measure_side(side: str, args, receiver: Receiver, prefix: str) -> dict:
+    subscribed = side != "none"
+    sender = None
+    if side == "subscribed, sending alongside":
+        sender = start_sender()
+    try:
+        figures = measure_orderflow(
+            args.orders,
+            args.concurrency,
+            buyer_prefix=prefix,
+            prepare_buyers=(lambda buyers: subscribe(buyers, receiver)) if subscribed else None,
+        )
+        if subscribed:
+            sender = sender or start_sender()
+            check_every_delivery(prefix, receiver)
+    finally:
+        if sender is not None:
+            sender.stop()
+    return figures
+
+
+def start_sender():
+    worker = celery_worker("bench-webhooks", "webhooks", 2, process_env(**WEBHOOK_ENV)).start()
+    wait_for_consumers("webhooks")
+    return worker
+
+
+def subscribe(buyers: list, receiver: Receiver) -> None:
+    from webhooks import events, services
+
+    for buyer in buyers:
+        services.create_endpoint(
+            owner=buyer, url=receiver.url, event_types=sorted(events.EVENT_TYPES)
+        )
+
+
+def check_every_delivery(prefix: str, receiver: Receiver) -> None:
+    """Every delivery of these buyers' orders taken by the receiver, each signature valid."""
+    from webhooks import services, signing
+    from webhooks.models import WebhookDelivery
+
+    deliveries = WebhookDelivery.objects.filter(endpoint__owner__username__startswith=prefix)
+    total = deliveries.count()
+    delivered = deliveries.filter(status="DELIVERED")
+    wait_until_count(delivered.count, total, f"{prefix} webhook deliveries", timeout=600)
+    secrets = {d.id: services.signing_secrets(d.endpoint) for d in deliveries}
+    by_delivery = {r.headers["Orderflow-Delivery-Id"]: r for r in receiver.taken()}
+    for delivery_id, secret in secrets.items():
+        request = by_delivery[str(delivery_id)]
+        timestamp, signature = request.headers["Orderflow-Signature"].split(",")[:2]
+        expected = signing.signature(
+            secret=secret[0], timestamp=int(timestamp[2:]), body=request.body
+        )
+        assert signature == f"v1={expected}", f"bad signature on delivery {delivery_id}"
+    print(f"{prefix}: {total} webhook deliveries, all taken and verified ({LOG_DIR})")
+
+
+def summarise(measured: dict[str, list[dict]], args) -> tuple[dict, list]:
+    def cpu_ms(figures: dict) -> float:
+        return round(1000 * sum(figures["cpu_s"].values()) / args.orders, 2)
+
+    none_rate = sum(f["per_s"] for f in measured["none"]) / args.rounds
+    none_cpu = sum(cpu_ms(f) for f in measured["none"]) / args.rounds
+    report, rows = {}, []
+    for side, runs in measured.items():
+        rate = sum(f["per_s"] for f in runs) / len(runs)
+        cpu = sum(cpu_ms(f) for f in runs) / len(runs)
+        report[side] = {
+            "per_s": [f["per_s"] for f in runs],
+            "cpu_ms_per_order": [cpu_ms(f) for f in runs],
+            "p99_s": [f["latency_s"]["p99"] for f in runs],
+            "rate_vs_none": round(rate / none_rate, 3),
+            "cpu_vs_none": round(cpu / none_cpu, 3),
+        }
+        rows.append(
+            [
+                side,
+                ", ".join(str(f["per_s"]) for f in runs),
+                report[side]["rate_vs_none"],
+                ", ".join(str(cpu_ms(f)) for f in runs),
+                report[side]["cpu_vs_none"],
+            ]
+        )
+    return report, rows
