@@ -3,11 +3,13 @@
 The same Orderflow pipeline run (`pipeline`'s Orderflow side), rounds alternating the order of
 the sides:
 - none: no endpoint registered;
-- subscribed: each buyer has an endpoint for every event, so each change of status also writes
-  a delivery and its outbox message. The webhooks worker runs on cores of its own in a
-  deployment (the Procfile's `webhooks`); here it is started once the pipeline is done, so
-  what is measured is the pipeline's own cost;
-- subscribed, sending alongside: the webhooks worker (concurrency 2) sends to the receiver
+- outcome: each buyer has an endpoint for the outcomes (processed, payment failed, canceled,
+  failed), what a client that stopped polling wants: one event per order here;
+- every event: an endpoint for every event type, two per order here (approved, processed).
+  Each writes a delivery and its outbox message in the change's transaction. The webhooks
+  worker runs on cores of its own in a deployment (the Procfile's `webhooks`); on these two
+  sides it is started once the pipeline is done, so what is measured is the pipeline's cost;
+- every event, sending alongside: the webhooks worker (concurrency 2) sends to the receiver
   while the pipeline runs, on the same two cores: what sharing a host costs.
 After each subscribed side every delivery must be DELIVERED to a receiver on loopback (the
 bench process), each verified against its endpoint's secret, or the run fails.
@@ -29,7 +31,14 @@ from .common import (
 )
 from .pipeline import measure_orderflow
 
-SIDES = ("none", "subscribed", "subscribed, sending alongside")
+SIDES = ("none", "outcome", "every event", "every event, sending alongside")
+OUTCOME_EVENTS = [
+    "order.processed",
+    "order.payment_failed",
+    "order.canceled_fraud",
+    "order.canceled",
+    "order.failed",
+]
 WEBHOOK_ENV = {"WEBHOOK_ALLOW_LOOPBACK": "1"}
 
 
@@ -87,15 +96,18 @@ def chart(path, report: dict) -> None:
 
 def measure_side(side: str, args, receiver: Receiver, prefix: str) -> dict:
     subscribed = side != "none"
+    event_types = OUTCOME_EVENTS if side == "outcome" else None
     sender = None
-    if side == "subscribed, sending alongside":
+    if side == "every event, sending alongside":
         sender = start_sender()
     try:
         figures = measure_orderflow(
             args.orders,
             args.concurrency,
             buyer_prefix=prefix,
-            prepare_buyers=(lambda buyers: subscribe(buyers, receiver)) if subscribed else None,
+            prepare_buyers=(
+                (lambda buyers: subscribe(buyers, receiver, event_types)) if subscribed else None
+            ),
         )
         if subscribed:
             sender = sender or start_sender()
@@ -112,12 +124,13 @@ def start_sender():
     return worker
 
 
-def subscribe(buyers: list, receiver: Receiver) -> None:
+def subscribe(buyers: list, receiver: Receiver, event_types: list[str] | None) -> None:
+    """An endpoint for each buyer, to `event_types` (every type when None)."""
     from webhooks import events, services
 
     for buyer in buyers:
         services.create_endpoint(
-            owner=buyer, url=receiver.url, event_types=sorted(events.EVENT_TYPES)
+            owner=buyer, url=receiver.url, event_types=event_types or sorted(events.EVENT_TYPES)
         )
 
 

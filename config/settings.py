@@ -406,11 +406,18 @@ WEBHOOK_MAX_ENDPOINTS_PER_OWNER = env.int("WEBHOOK_MAX_ENDPOINTS_PER_OWNER", def
 # Targets on loopback (and plain http to them): for development and the tests only. Private,
 # link-local and metadata addresses are refused whatever this says.
 WEBHOOK_ALLOW_LOOPBACK = env.bool("WEBHOOK_ALLOW_LOOPBACK", default=False)
+# Ended deliveries are kept this long (a buyer may redeliver until then), then pruned by beat.
+WEBHOOK_RETENTION_DAYS = env.float("WEBHOOK_RETENTION_DAYS", default=30)
 
 CELERY_BEAT_SCHEDULE = {
     "prune-messages": {
         "task": "maintenance.prune_messages",
         "schedule": crontab(hour=3, minute=30),
+        "options": {"expires": 12 * 3600},
+    },
+    "prune-webhook-deliveries": {
+        "task": "maintenance.prune_webhook_deliveries",
+        "schedule": crontab(hour=3, minute=45),
         "options": {"expires": 12 * 3600},
     },
     "sweep-stuck-orders": {

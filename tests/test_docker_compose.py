@@ -24,7 +24,7 @@ def test_every_procfile_process_is_a_compose_service_with_the_same_command():
 def test_the_app_waits_for_the_release_and_the_release_for_healthy_services():
     services = compose()["services"]
 
-    for name in ("web", "worker", "relay", "deadletters"):
+    for name in ("web", "worker", "webhooks", "relay", "deadletters"):
         assert services[name]["depends_on"] == {
             "release": {"condition": "service_completed_successfully"}
         }, name
@@ -40,8 +40,10 @@ def test_flower_is_optional_and_needs_basic_auth():
     assert "exit 1" in flower["command"] and "FLOWER_BASIC_AUTH" in flower["command"]
 
 
-def test_the_worker_has_a_liveness_check_by_ping():
-    check = compose()["services"]["worker"]["healthcheck"]["test"]
-
-    assert check[0] == "CMD-SHELL"
-    assert "inspect ping --destination celery@$$HOSTNAME" in check[1]
+def test_each_worker_has_a_liveness_check_by_ping_to_its_own_node():
+    services = compose()["services"]
+    for name, node in (("worker", "celery"), ("webhooks", "webhooks")):
+        check = services[name]["healthcheck"]["test"]
+        assert check[0] == "CMD-SHELL"
+        assert f"inspect ping --destination {node}@$$HOSTNAME" in check[1]
+        assert f"--hostname {node}@%h" in services[name]["command"] or node == "celery"

@@ -378,3 +378,14 @@ def _locked_endpoint(endpoint_id: uuid.UUID) -> WebhookEndpoint:
     if endpoint is None:
         raise EndpointNotFound(f"Webhook endpoint {endpoint_id} does not exist.")
     return endpoint
+
+
+def prune_deliveries(*, older_than: timedelta) -> int:
+    """Delete deliveries that ended more than `older_than` ago; how many. PENDING ones are
+    on their way and kept; past the retention a buyer can no longer redeliver an event."""
+    cutoff = timezone.now() - older_than
+    return (
+        WebhookDelivery.objects.exclude(status=Status.PENDING)
+        .filter(created_at__lt=cutoff)
+        .delete()[0]
+    )

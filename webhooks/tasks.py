@@ -1,6 +1,8 @@
 """The task that sends a webhook delivery, on the `webhooks` queue and its own worker."""
 
+import logging
 import uuid
+from datetime import timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -11,6 +13,8 @@ from messaging.pipeline import PipelineTask, UUIDText
 
 from . import services
 from .errors import DeliveryFailed, DeliveryNotFound
+
+logger = logging.getLogger(__name__)
 
 
 class DeliveryPayload(serializers.Serializer):
@@ -52,6 +56,14 @@ def deliver(*, delivery_id: uuid.UUID) -> None:
         services.deliver(delivery_id=delivery_id)
     except SoftTimeLimitExceeded:
         raise DeliveryFailed("no complete answer in time") from None
+
+
+@app.task(name="maintenance.prune_webhook_deliveries")
+def prune_webhook_deliveries() -> int:
+    """Deliveries that ended more than WEBHOOK_RETENTION_DAYS ago, deleted daily by beat."""
+    deleted = services.prune_deliveries(older_than=timedelta(days=settings.WEBHOOK_RETENTION_DAYS))
+    logger.info("pruned %s webhook deliveries", deleted)
+    return deleted
 
 
 def _delivery_id(kwargs: dict) -> uuid.UUID | None:

@@ -34,7 +34,11 @@ def beat_schedule() -> dict:
 def test_beat_prunes_daily_and_sweeps_for_stuck_orders():
     tasks = {entry.task: entry for entry in beat_schedule().values()}
 
-    assert set(tasks) == {"maintenance.prune_messages", "maintenance.sweep_stuck_orders"}
+    assert set(tasks) == {
+        "maintenance.prune_messages",
+        "maintenance.prune_webhook_deliveries",
+        "maintenance.sweep_stuck_orders",
+    }
     daily = tasks["maintenance.prune_messages"].schedule
     assert daily.remaining_estimate(timezone.now()) <= timedelta(days=1)
     assert tasks["maintenance.prune_messages"].options["expires"] <= 24 * 3600

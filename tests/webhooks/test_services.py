@@ -335,3 +335,22 @@ def test_a_missing_delivery_is_a_permanent_error():
 
     with pytest.raises(DeliveryNotFound):
         services.deliver(delivery_id=uuid.uuid4())
+
+
+def test_pruning_keeps_pending_and_recent_deliveries(endpoint, receiver):
+    old_delivered = approve(OrderFactory(buyer=endpoint.owner))
+    services.deliver(delivery_id=old_delivered.id)
+    old_pending = approve(OrderFactory(buyer=endpoint.owner))
+    recent = approve(OrderFactory(buyer=endpoint.owner))
+    services.fail_delivery(delivery_id=recent.id, reason="rejected")
+    long_ago = timezone.now() - timedelta(days=40)
+    WebhookDelivery.objects.filter(pk__in=[old_delivered.pk, old_pending.pk]).update(
+        created_at=long_ago
+    )
+
+    assert services.prune_deliveries(older_than=timedelta(days=30)) == 1
+
+    assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {
+        old_pending.pk,
+        recent.pk,
+    }
