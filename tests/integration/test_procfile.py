@@ -1,5 +1,6 @@
 """The Procfile, as a Heroku-style platform (or `honcho start`) would run it."""
 
+import json
 import subprocess
 import time
 import uuid
@@ -14,6 +15,7 @@ from chaos.broker import wait_for_empty_work_queues
 from chaos.http import ApiClient, wait_for_http
 from chaos.processes import ROOT, ManagedProcess, venv_bin
 from chaos.proxy import free_port
+from chaos.receiver import Receiver
 from fakegateway.models import FakeGatewayCharge
 from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
@@ -68,11 +70,20 @@ def test_web_comes_first_so_honcho_gives_it_port():
 
 def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfile_env):
     port = free_port()
-    assert set(procfile()) == {"web", "release", "worker", "relay", "deadletters", "beat"}
+    assert set(procfile()) == {
+        "web",
+        "release",
+        "worker",
+        "webhooks",
+        "relay",
+        "deadletters",
+        "beat",
+    }
+    receiver = Receiver().start()  # one client's webhook endpoint, on loopback
     honcho = ManagedProcess(
         "honcho",
         [venv_bin("honcho"), "start"],  # every Procfile process, release included
-        procfile_env | {"PORT": str(port)},
+        procfile_env | {"PORT": str(port), "WEBHOOK_ALLOW_LOOPBACK": "1"},
     ).start()
     try:
         honcho.wait_for_output(r"ready\.", timeout=60)
@@ -82,6 +93,11 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
             ApiClient(f"http://127.0.0.1:{port}", Token.objects.create(user=UserFactory()).key)
             for _ in range(10)
         ]
+        subscribed = clients[0].post(
+            "/api/webhooks/endpoints/",
+            {"url": receiver.url, "event_types": ["order.processed", "order.payment_failed"]},
+        )
+        assert subscribed.status == 201, subscribed.body
         expected: dict[uuid.UUID, str] = {}
         started = time.monotonic()
         for n in range(100):
@@ -109,9 +125,22 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
         assert "succeeded" in honcho.output()  # the Procfile's own worker did the work
         assert "stopped (rc=" not in honcho.output()  # release ended nothing
         print(f"100 orders posted and finished in {elapsed:.1f}s")
+        # The Procfile's webhooks worker told the subscribed client of each of its outcomes.
+        outcomes = {
+            order_id: status
+            for n, (order_id, status) in enumerate(expected.items())
+            if n % len(clients) == 0 and status != "CANCELED_FRAUD"
+        }
+        wait_until(lambda: len(receiver.taken()) == len(outcomes), what="the client's webhooks")
+        told = {
+            uuid.UUID(event["data"]["order"]["id"]): event["data"]["order"]["status"]
+            for event in (json.loads(request.body) for request in receiver.taken())
+        }
+        assert told == outcomes
         wait_for_empty_work_queues(procfile_env["CELERY_BROKER_URL"])
     finally:
         honcho.stop()
+        receiver.stop()
 
 
 def test_beat_sends_the_stuck_order_sweep_to_the_procfile_worker(procfile_env):
