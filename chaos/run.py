@@ -724,7 +724,7 @@ class ChaosRun:
 
     def receiver_fault(self, mode: str) -> None:
         """The webhook receiver down (its port closed), answering past the sender's timeout,
-        or answering 500, while orders keep coming; back to OK, what waited must be delivered."""
+        or answering 500, while orders keep coming; back to OK, what waited must end."""
         seconds = self.config.receiver_fault_seconds
         heard = len(self.receiver.received)
         self.receiver.set(mode)
@@ -735,7 +735,9 @@ class ChaosRun:
         back = time.monotonic()
         waiting = _pending_deliveries()
         caught_up = self._deliveries_ended(waiting)
-        time.sleep(max(0.0, back + self.receiver.delay - time.monotonic()))  # slow ones record late
+        time.sleep(
+            max(0.0, back + self.receiver.delay - time.monotonic())
+        )  # a slow answer is recorded when given
         not_taken = sum(1 for r in self.receiver.received[heard:] if r.status != 200)
         what = {
             DOWN: "down (port closed)",
