@@ -100,6 +100,14 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         help="the relay SIGKILLed and kept down, then paused with SIGSTOP, in turn",
     )
     add("--relay-down-seconds", type=float, default=6, help="how long each lasts")
+    add(
+        "--receiver-faults",
+        type=int,
+        default=0,
+        help="the webhook receiver every buyer subscribes down, slow past the sender's timeout, "
+        "then answering 500, in turn (starts a webhooks worker and the receiver)",
+    )
+    add("--receiver-fault-seconds", type=float, default=5, help="how long each lasts")
     add("--report", type=Path, help="write the figures as JSON here")
     cluster = parser.add_argument_group(
         "cluster run (root only: starts its own RabbitMQ nodes and network namespaces)"
@@ -138,10 +146,12 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         or args.replays_during_outage
         or args.same_name_restarts
         or args.relay_faults
+        or args.receiver_faults
     ):
         parser.error(
             "--dead-letter-faults, --channel-close-loops, --replays-during-outage, "
-            "--same-name-restarts and --relay-faults are made on one node's run: run them there"
+            "--same-name-restarts, --relay-faults and --receiver-faults are made on one node's "
+            "run: run them there"
         )
     if args.majority_losses and not args.cluster_nodes:
         parser.error("--majority-losses needs a cluster (--cluster 3)")
@@ -301,6 +311,7 @@ def run(config: Config, report_path: Path | None, *, cluster=None, hosts=None, n
             dead_letters=chaos.run.made,
             workers=chaos.worker_names,
             workers_not_answering=chaos.workers_not_answering(),
+            webhook_requests=chaos.webhook_requests(),
         )
         faults = fault_table(
             windows=chaos.run.windows,

@@ -5,8 +5,9 @@ many orders there are. Queue depths are measured by the caller and passed in, so
 never touches the broker and can be tested on a database alone.
 """
 
+import json
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -19,14 +20,23 @@ from fakegateway.models import FakeGatewayCharge
 from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
 from ordering import selectors as order_selectors
+from ordering.events import event_type_of
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import TERMINAL_STATUSES, OrderStatus, can_transition
+from webhooks import signing
+from webhooks.models import WebhookDelivery, WebhookEndpoint
+from webhooks.services import DELIVER_TASK
+
+from .receiver import Received
 
 # Problem examples kept per check: enough to start debugging, short enough to read.
 MAX_EXAMPLES = 10
 
 S = OrderStatus
 CHARGED = FakeGatewayCharge.Outcome.CHARGED
+Delivery = WebhookDelivery.Status
+# How webhooks.services.deliver fails a delivery it never sent: its endpoint was disabled.
+DISABLED_UNSENT = "endpoint disabled"
 
 
 @dataclass(frozen=True)
@@ -47,17 +57,25 @@ def check_invariants(
     dead_letters: Mapping[str, set[str]] | None = None,
     workers: Sequence[str] = (),
     workers_not_answering: Sequence[str] = (),
+    webhook_requests: Sequence[Received] | None = None,
 ) -> list[Check]:
     """Check every invariant, in the order the report shows them.
 
     `dead_letters` is the message ids of the dead letters each fault kind made, when the
     harness knows them all: then exactly those must be recorded. `workers` are the run's
     worker node names, and `workers_not_answering` those that did not answer a ping.
+    `webhook_requests` is every request the run's webhook receiver got, when it had one.
     """
     accepted = {uuid.UUID(str(order_id)): status for order_id, status in accepted.items()}
     extra = [] if dead_letters is None else [_dead_letters_as_made(dead_letters)]
     if workers:
         extra.append(_workers_answer(workers, workers_not_answering))
+    if webhook_requests is not None:
+        extra += [
+            _webhooks_delivered_or_dead_lettered(),
+            _webhook_requests_verify(webhook_requests),
+            _delivered_webhooks_seen(webhook_requests),
+        ]
     return [
         _orders_stored(accepted),
         _orders_finished(),
@@ -390,9 +408,11 @@ def _outbox_published() -> Check:
 
 def _poison_dead_lettered(poison_sent: int) -> Check:
     """Poison messages are not orders: they end as dead letters linked to no order."""
-    unlinked = DeadLetter.objects.exclude(
-        Exists(Order.objects.filter(pk=OuterRef("subject_id")))
-    ).count()
+    unlinked = (
+        _pipeline_dead_letters()
+        .exclude(Exists(Order.objects.filter(pk=OuterRef("subject_id"))))
+        .count()
+    )
     problems = []
     if unlinked < poison_sent:
         problems.append(
@@ -412,9 +432,8 @@ def _dead_letters_as_made(made: Mapping[str, set[str]]) -> Check:
     orders are done with (STALE, or REPLAYED), and poison waits NEW for an operator."""
     expected = set().union(*made.values()) if made else set()
     rows = list(
-        DeadLetter.objects.annotate(
-            of_an_order=Exists(Order.objects.filter(pk=OuterRef("subject_id")))
-        )
+        _pipeline_dead_letters()
+        .annotate(of_an_order=Exists(Order.objects.filter(pk=OuterRef("subject_id"))))
         .order_by("message_id")
         .values_list("message_id", "status", "death_count", "of_an_order")
     )
@@ -441,12 +460,168 @@ def _dead_letters_as_made(made: Mapping[str, set[str]]) -> Check:
     )
 
 
+def _pipeline_dead_letters() -> models.QuerySet[DeadLetter]:
+    """Dead letters but those of webhook deliveries: retries running out is one of a
+    delivery's ends, which the webhooks check accounts for."""
+    return DeadLetter.objects.exclude(task_name=DELIVER_TASK)
+
+
 def _workers_answer(workers: Sequence[str], not_answering: Sequence[str]) -> Check:
     return Check(
         name="every worker answers remote control",
         figure=f"{len(workers) - len(not_answering)} / {len(workers)} answer ping",
         ok=not not_answering,
         problems=[f"{name} did not answer ping" for name in not_answering],
+    )
+
+
+# --- webhooks (with a receiver of the run's own) ---------------------------------------------
+
+
+def _webhooks_delivered_or_dead_lettered() -> Check:
+    """Each change of an order's status has one delivery per endpoint of its buyer subscribed
+    to it then, and every delivery has ended: DELIVERED, FAILED with its dead letter (retries
+    ran out, or a 4xx), or FAILED unsent because its endpoint was disabled. None is lost."""
+    endpoints = defaultdict(list)
+    for endpoint in WebhookEndpoint.objects.order_by("created_at").values_list(
+        "id", "owner_id", "event_types", "created_at", "disabled_at", named=True
+    ):
+        endpoints[endpoint.owner_id].append(endpoint)
+    changes = OrderEvent.objects.exclude(from_status="").values_list(
+        "order_id", "order__buyer_id", "version", "to_status", "at"
+    )  # creation is no change: it emits no event
+    expected = {
+        (order_id, version, endpoint.id)
+        for order_id, buyer_id, version, to_status, at in changes
+        for endpoint in endpoints[buyer_id]
+        if event_type_of(to_status) in endpoint.event_types
+        and endpoint.created_at <= at
+        and (endpoint.disabled_at is None or endpoint.disabled_at > at)
+    }
+    dead_lettered = set(
+        DeadLetter.objects.filter(task_name=DELIVER_TASK).values_list("message_id", flat=True)
+    )
+    deliveries = list(
+        WebhookDelivery.objects.order_by("created_at", "id").values_list(
+            "id", "subject_id", "subject_version", "endpoint_id", "status", "attempts",
+            "last_error", named=True,
+        )
+    )  # fmt: skip
+    found = Counter((d.subject_id, d.subject_version, d.endpoint_id) for d in deliveries)
+    problems = [
+        f"order {order_id} v{version} -> endpoint {endpoint_id}: no delivery"
+        for order_id, version, endpoint_id in sorted(expected - found.keys(), key=str)
+    ]
+    problems += [
+        f"order {order_id} v{version} -> endpoint {endpoint_id}: {count} deliveries"
+        for (order_id, version, endpoint_id), count in found.items()
+        if count > 1
+    ]
+    ends = Counter()
+    for d in deliveries:
+        if (d.subject_id, d.subject_version, d.endpoint_id) not in expected:
+            problems.append(f"delivery {d.id}: of no status change (order {d.subject_id})")
+        if d.status == Delivery.DELIVERED:
+            ends["DELIVERED"] += 1
+        elif d.status == Delivery.FAILED and str(d.id) in dead_lettered:
+            ends["dead-lettered"] += 1
+        elif d.status == Delivery.FAILED and d.last_error.startswith(DISABLED_UNSENT):
+            ends["unsent"] += 1
+        else:
+            why = "FAILED without a dead letter" if d.status == Delivery.FAILED else "left PENDING"
+            problems.append(
+                f"delivery {d.id} (order {d.subject_id} v{d.subject_version}) {why} after "
+                f"{d.attempts} attempt(s)"
+                + (f", last error: {d.last_error}" if d.last_error else "")
+            )
+    return Check(
+        name="webhooks delivered or dead-lettered",
+        figure=(
+            f"expected {len(expected)}, deliveries {len(deliveries)}: DELIVERED "
+            f"{ends['DELIVERED']}, dead-lettered {ends['dead-lettered']}, unsent (endpoint "
+            f"disabled) {ends['unsent']}, not ended {len(deliveries) - ends.total()}"
+        ),
+        ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+def _webhook_requests_verify(requests: Sequence[Received]) -> Check:
+    """Every request the receiver got names a delivery, carries its event id (header and
+    body) and is signed with its endpoint's secret, whatever the receiver answered."""
+    secrets_of = {}
+    rows = WebhookDelivery.objects.filter(
+        id__in={_delivery_id(request) for request in requests} - {None}
+    ).values_list("id", "event_id", "endpoint__secret", "endpoint__previous_secret")
+    for delivery_id, event_id, secret, previous in rows:
+        secrets_of[delivery_id] = (str(event_id), [s for s in (secret, previous) if s])
+    problems = []
+    for request in requests:
+        delivery_id = _delivery_id(request)
+        if delivery_id not in secrets_of:
+            problems.append(f"a request for no delivery: {request.headers!r:.200}")
+            continue
+        event_id, secrets_ = secrets_of[delivery_id]
+        if request.headers.get("Orderflow-Event-Id") != event_id:
+            problems.append(f"delivery {delivery_id}: event id header is not {event_id}")
+        if _body_event_id(request.body) != event_id:
+            problems.append(f"delivery {delivery_id}: body's event id is not {event_id}")
+        if not _signed_by_one_of(request, secrets_):
+            problems.append(f"delivery {delivery_id}: signature does not verify")
+    return Check(
+        name="webhook requests verify",
+        figure=f"requests {len(requests)}, not verified {len(problems)}",
+        ok=not problems,
+        problems=_examples(problems),
+    )
+
+
+def _delivered_webhooks_seen(requests: Sequence[Received]) -> Check:
+    """A delivery is DELIVERED only on a 2xx, so the receiver took each at least once."""
+    taken = Counter(_delivery_id(r) for r in requests if 200 <= r.status < 300)
+    delivered = list(
+        WebhookDelivery.objects.filter(status=Delivery.DELIVERED)
+        .order_by("created_at", "id")
+        .values_list("id", flat=True)
+    )
+    unseen = [d for d in delivered if not taken[d]]
+    return Check(
+        name="receiver took each DELIVERED event",
+        figure=(
+            f"DELIVERED {len(delivered)}, never taken {len(unseen)}, "
+            f"taken more than once {sum(1 for d in delivered if taken[d] > 1)}"
+        ),
+        ok=not unseen,
+        problems=_examples(
+            [f"delivery {d} DELIVERED, but the receiver never took it" for d in unseen]
+        ),
+    )
+
+
+def _delivery_id(request: Received) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(request.headers.get("Orderflow-Delivery-Id", ""))
+    except ValueError:
+        return None
+
+
+def _body_event_id(body: bytes) -> str | None:
+    try:
+        return json.loads(body).get("id")
+    except (ValueError, AttributeError):
+        return None
+
+
+def _signed_by_one_of(request: Received, secrets_: Sequence[str]) -> bool:
+    """The header's timestamp and v1 values, as a receiver checks them (README's snippet)."""
+    parts = [p.partition("=") for p in request.headers.get(signing.SIGNATURE_HEADER, "").split(",")]
+    timestamps = [value for key, _, value in parts if key == "t"]
+    if len(timestamps) != 1 or not timestamps[0].isdigit():
+        return False
+    signed = {value for key, _, value in parts if key == "v1"}
+    return any(
+        signing.signature(secret=secret, timestamp=int(timestamps[0]), body=request.body) in signed
+        for secret in secrets_
     )
 
 

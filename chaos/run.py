@@ -49,6 +49,7 @@ from .processes import (
     start_and_wait_until_ready,
 )
 from .proxy import TcpProxy, free_port
+from .receiver import DOWN, ERROR, OK, SLOW, Receiver
 
 logger = logging.getLogger("chaos")
 
@@ -62,6 +63,20 @@ ORDER_MIX = [
 ORDERS_PER_BUYER = 15  # under FRAUD_MAX_ORDERS_PER_HOUR, so the hourly rule never fires
 MEASURED_QUEUES = (*WORK_QUEUES, DEAD_LETTER_QUEUE, PARKING_QUEUE)
 CONNECTION_LOST = "Connection to broker lost"  # what a Celery worker logs when it happens
+# Webhook retries that play out within a run: backing off from 1 s to at most 4 s (with
+# jitter), attempts to spare past any receiver fault, the endpoint never disabled meanwhile.
+WEBHOOK_TIMEOUT_SECONDS = 1
+WEBHOOK_ENV = {
+    "WEBHOOK_ALLOW_LOOPBACK": "1",  # the run's receiver listens on loopback
+    "WEBHOOK_TIMEOUT_SECONDS": str(WEBHOOK_TIMEOUT_SECONDS),
+    "WEBHOOK_DEADLINE_SECONDS": "3",
+    "WEBHOOK_RETRY_BASE_SECONDS": "1",
+    "WEBHOOK_RETRY_MAX_SECONDS": "4",
+    "WEBHOOK_MAX_ATTEMPTS": "30",
+    "WEBHOOK_DISABLE_AFTER_FAILURES": "1000000",
+}
+# Receiver fault kinds, made in turn: what the receiver does while one lasts.
+RECEIVER_FAULTS = {"receiver_down": DOWN, "receiver_slow": SLOW, "receiver_error": ERROR}
 
 
 @dataclass
@@ -94,6 +109,10 @@ class Config:
     same_name_restarts: int = 0
     relay_faults: int = 0
     relay_down_seconds: float = 6
+    # With receiver faults, a webhooks worker and a receiver of the run's own, to which every
+    # buyer subscribes; without, neither is started.
+    receiver_faults: int = 0
+    receiver_fault_seconds: float = 5
     # A RabbitMQ cluster of this many nodes (0: the broker CELERY_BROKER_URL names), the
     # worker hosts (network namespaces) and the cluster's faults: chaos.cluster_run.
     cluster_nodes: int = 0
@@ -191,6 +210,7 @@ class ChaosRun:
         self.posted = 0
         self.posted_lock = threading.Lock()
         self.load_done = threading.Event()
+        self.receiver: Receiver | None = None  # the webhook receiver, with receiver faults
 
     # --- the system ---------------------------------------------------------------------
 
@@ -235,6 +255,7 @@ class ChaosRun:
             "SECURE_SSL_REDIRECT": "0",  # plain HTTP on localhost
             "SESSION_COOKIE_SECURE": "0",  # so the operator's admin session works over it
             "CSRF_COOKIE_SECURE": "0",
+            **WEBHOOK_ENV,
         }
         self.env = env
         worker_envs = [
@@ -266,9 +287,17 @@ class ChaosRun:
         self.relay, _ = relay_and_dead_letter_consumer(env, log_dir)
         _, self.deadletters = relay_and_dead_letter_consumer(dead_letter_env, log_dir)
         self.processes = [self.web, *self.workers, self.relay, self.deadletters]
+        webhook_workers = []
+        if self.config.receiver_faults:  # the Procfile's webhooks worker, and a receiver
+            hostname = "chaoswebhooks@%h"
+            argv = celery_worker_argv(hostname=hostname, queues="webhooks", concurrency=4)
+            webhook_workers = [ManagedProcess("webhooks", argv, env, log_dir)]
+            self.processes += webhook_workers
+            self.worker_names.append(host_format(hostname))
+            self.receiver = Receiver(delay=3 * WEBHOOK_TIMEOUT_SECONDS).start()
         start_and_wait_until_ready(
             web=self.web,
-            workers=self.workers,
+            workers=[*self.workers, *webhook_workers],
             others=[self.relay, self.deadletters],
             worker_timeout=90,
         )
@@ -278,6 +307,8 @@ class ChaosRun:
     def stop_system(self) -> None:
         for process in getattr(self, "processes", []):
             process.stop()
+        if self.receiver is not None:
+            self.receiver.stop()
         for proxy in getattr(self, "db_proxies", []) + getattr(self, "broker_proxies", []):
             proxy.cut()
 
@@ -289,12 +320,30 @@ class ChaosRun:
 
         buyers = -(-self.config.orders // ORDERS_PER_BUYER)
         users = get_user_model()
-        return [
+        clients = [
             ApiClient(
                 self.base_url, Token.objects.create(user=users.objects.create_user(f"chaos{n}")).key
             )
             for n in range(buyers)
         ]
+        if self.receiver is not None:
+            for client in clients:
+                self.subscribe(client)
+        return clients
+
+    def subscribe(self, client: ApiClient) -> None:
+        """The buyer registers the run's receiver for every event type, through the API."""
+        from webhooks.events import EVENT_TYPES
+
+        answer = client.post(
+            "/api/webhooks/endpoints/", {"url": self.receiver.url, "event_types": list(EVENT_TYPES)}
+        )
+        if answer.status != 201:
+            raise RuntimeError(f"webhook endpoint not registered: {answer.status} {answer.body}")
+
+    def webhook_requests(self) -> list | None:
+        """What the receiver was sent, when the run has one."""
+        return None if self.receiver is None else list(self.receiver.received)
 
     def post_orders(self, clients: list[ApiClient]) -> None:
         numbers = iter(range(self.config.orders))
@@ -360,6 +409,7 @@ class ChaosRun:
             + ["replay_during_outage"] * self.config.replays_during_outage
             + ["same_name_restart"] * self.config.same_name_restarts
             + ["relay_fault"] * self.config.relay_faults
+            + ["receiver_fault"] * self.config.receiver_faults
         )
         return sorted(
             (self.rng.randint(self.config.orders // 10, self.config.orders * 8 // 10), event)
@@ -427,6 +477,11 @@ class ChaosRun:
             kind = ("relay_kill", "relay_pause")[self.run.fired["relay_fault"] % 2]
             self.run.fired["relay_fault"] += 1
             self.relay_killed() if kind == "relay_kill" else self.relay_paused()
+            return kind
+        elif event == "receiver_fault":
+            kind = list(RECEIVER_FAULTS)[self.run.fired["receiver_fault"] % len(RECEIVER_FAULTS)]
+            self.run.fired["receiver_fault"] += 1
+            self.receiver_fault(RECEIVER_FAULTS[kind])
             return kind
         self.run.fired[event] += 1
         return event
@@ -667,6 +722,45 @@ class ChaosRun:
             time.sleep(0.2)
         return f"{_unpublished()} still unpublished after {timeout:.0f} s"
 
+    def receiver_fault(self, mode: str) -> None:
+        """The webhook receiver down (its port closed), answering past the sender's timeout,
+        or answering 500, while orders keep coming; back to OK, what waited must end."""
+        seconds = self.config.receiver_fault_seconds
+        heard = len(self.receiver.received)
+        self.receiver.set(mode)
+        try:
+            time.sleep(seconds)
+        finally:
+            self.receiver.set(OK)
+        back = time.monotonic()
+        waiting = _pending_deliveries()
+        caught_up = self._deliveries_ended(waiting)
+        time.sleep(
+            max(0.0, back + self.receiver.delay - time.monotonic())
+        )  # a slow answer is recorded when given
+        not_taken = sum(1 for r in self.receiver.received[heard:] if r.status != 200)
+        what = {
+            DOWN: "down (port closed)",
+            SLOW: f"answering after {self.receiver.delay:g} s (the sender waits "
+            f"{WEBHOOK_TIMEOUT_SECONDS} s)",
+            ERROR: f"answering {self.receiver.status}",
+        }[mode]
+        took = "" if mode == DOWN else f"{not_taken} request(s) not taken, "
+        self.run.log_fault(
+            f"webhook receiver {what} for {seconds:.0f} s: {took}{len(waiting)} deliveries "
+            f"pending; back to OK, {caught_up}"
+        )
+
+    def _deliveries_ended(self, delivery_ids: set, timeout: float = 60) -> str:
+        started = time.monotonic()
+        while (left := len(delivery_ids & _pending_deliveries())) and (
+            time.monotonic() - started < timeout
+        ):
+            time.sleep(0.2)
+        if left:
+            return f"{left} of them still pending after {timeout:.0f} s"
+        return f"they ended in {time.monotonic() - started:.1f} s"
+
     def _kill(self, process: ManagedProcess) -> None:
         os.killpg(process.process.pid, signal.SIGKILL)
         process.process.wait(10)
@@ -752,19 +846,23 @@ class ChaosRun:
                     status__in=[*TERMINAL_STATUSES, "FAILED"]
                 ).count()
                 unpublished = OutboxMessage.objects.filter(published_at__isnull=True).count()
+                # A delivery waiting out a retry's delay is in no queue the run measures.
+                undelivered = len(_pending_deliveries())
                 depths = {q: queue_depth(self.config.broker_url, q) for q in MEASURED_QUEUES}
             except Exception as error:  # still recovering from a fault
                 logger.info("settling: %s", error)
                 quiet = 0
                 time.sleep(1)
                 continue
-            busy = unfinished or unpublished or any(depths.values())
+            busy = unfinished or unpublished or undelivered or any(depths.values())
             quiet = 0 if busy else quiet + 1
             if time.monotonic() - started > self.config.settle_timeout:
                 logger.error(
-                    "did not settle: %s unfinished, %s unpublished, %s",
+                    "did not settle: %s unfinished, %s unpublished, %s webhook deliveries "
+                    "pending, %s",
                     unfinished,
                     unpublished,
+                    undelivered,
                     depths,
                 )
                 break
@@ -795,6 +893,14 @@ def _unpublished() -> int:
     from messaging.models import OutboxMessage
 
     return OutboxMessage.objects.filter(published_at__isnull=True).count()
+
+
+def _pending_deliveries() -> set[uuid.UUID]:
+    from webhooks.models import WebhookDelivery
+
+    close_old_connections()
+    pending = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.PENDING)
+    return set(pending.values_list("id", flat=True))
 
 
 def wait_for_dead_letters(message_ids, timeout: float = 30) -> int:

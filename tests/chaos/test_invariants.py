@@ -1,6 +1,8 @@
 """chaos.invariants on small hand-built worlds: every check passes on a clean one, and each kind
 of damage fails exactly the check that should catch it, naming the order and what is wrong."""
 
+import json
+import time
 import uuid
 from decimal import Decimal
 
@@ -10,14 +12,19 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from chaos.invariants import Check, all_hold, check_invariants, render_table
+from chaos.receiver import Received
 from fakegateway.models import FakeGatewayCharge
-from messaging.models import DeadLetter
+from messaging.models import DeadLetter, OutboxMessage
 from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
 from ordering import services
 from ordering.models import Order, OrderEvent
 from ordering.state_machine import OrderStatus
+from webhooks import services as webhook_services
+from webhooks import signing
+from webhooks.events import EVENT_TYPES
+from webhooks.models import WebhookDelivery, WebhookEndpoint
 
-from ..factories import OrderFactory, OutboxMessageFactory
+from ..factories import OrderFactory, OutboxMessageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 S = OrderStatus
@@ -638,3 +645,258 @@ def test_dead_letters_are_checked_against_what_the_faults_made(world):
     assert f"dead letter {stray.message_id} recorded, but no fault made it" in check.problems
     assert f"dead letter {of_an_order.message_id} of an order left NEW" in check.problems
     assert sum("counted more than once" in problem for problem in check.problems) == 1
+
+
+# --- webhooks (a run with a receiver of its own) ---------------------------------------------
+
+WEBHOOK_CHECKS = [
+    "webhooks delivered or dead-lettered",
+    "webhook requests verify",
+    "receiver took each DELIVERED event",
+]
+
+
+def signed_request(delivery: WebhookDelivery, *, secret: str | None = None, status: int = 200):
+    """The request webhooks.deliver sends for `delivery`, as the receiver records it."""
+    body = delivery.body.encode()
+    timestamp = int(time.time())
+    return Received(
+        headers={
+            "Orderflow-Event-Id": str(delivery.event_id),
+            "Orderflow-Delivery-Id": str(delivery.id),
+            signing.SIGNATURE_HEADER: signing.signature_header(
+                secrets_=[secret or delivery.endpoint.secret], timestamp=timestamp, body=body
+            ),
+        },
+        body=body,
+        status=status,
+    )
+
+
+class Hooked:
+    """A buyer subscribed to every order event, one order of theirs PROCESSED, its two
+    deliveries DELIVERED and taken by the receiver."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.poison_made = set(DeadLetter.objects.values_list("message_id", flat=True))
+        self.endpoint = webhook_services.create_endpoint(
+            owner=UserFactory(), url="http://127.0.0.1:9/hooks", event_types=list(EVENT_TYPES)
+        )
+        self.order = self.place()
+        self.deliveries = list(WebhookDelivery.objects.order_by("subject_version"))
+        self.requests = [signed_request(d) for d in self.deliveries]
+        WebhookDelivery.objects.update(status="DELIVERED", delivered_at=timezone.now())
+
+    def place(self) -> Order:
+        order = walk(OrderFactory(buyer=self.endpoint.owner), S.APPROVED, S.PROCESSED)
+        charge(order)
+        OutboxMessage.objects.update(published_at=timezone.now())  # the relay's work
+        return self.world.accept(order, S.PROCESSED)
+
+    def checks(self) -> list[Check]:
+        return check_invariants(
+            accepted=self.world.accepted,
+            queue_depths=self.world.queue_depths,
+            poison_sent=self.world.poison_sent,
+            dead_letters={"poison": self.poison_made},
+            webhook_requests=self.requests,
+        )
+
+    def check(self, name: str) -> Check:
+        return check_named(name, self.checks())
+
+    def failing(self) -> set[str]:
+        return {check.name for check in self.checks() if not check.ok}
+
+
+@pytest.fixture
+def hooked(world, settings) -> Hooked:
+    settings.WEBHOOK_ALLOW_LOOPBACK = True
+    return Hooked(world)
+
+
+def test_webhook_checks_follow_the_others_and_pass_when_every_event_was_taken(hooked):
+    checks = hooked.checks()
+    figures = {check.name: check.figure for check in checks}
+
+    assert [check.name for check in checks][-3:] == WEBHOOK_CHECKS
+    assert all_hold(checks)
+    assert figures["webhooks delivered or dead-lettered"] == (
+        "expected 2, deliveries 2: DELIVERED 2, dead-lettered 0, "
+        "unsent (endpoint disabled) 0, not ended 0"
+    )
+    assert figures["webhook requests verify"] == "requests 2, not verified 0"
+    assert figures["receiver took each DELIVERED event"] == (
+        "DELIVERED 2, never taken 0, taken more than once 0"
+    )
+
+
+def test_a_delivery_left_pending_is_not_ended(hooked):
+    delivery = hooked.deliveries[0]
+    WebhookDelivery.objects.filter(pk=delivery.pk).update(
+        status="PENDING", attempts=3, last_error="HTTP 500, refused: ok"
+    )
+
+    check = hooked.check("webhooks delivered or dead-lettered")
+
+    assert hooked.failing() == {"webhooks delivered or dead-lettered"}
+    assert check.figure.endswith("not ended 1")
+    assert (
+        f"delivery {delivery.id} (order {hooked.order.id} v2) left PENDING after 3 attempt(s), "
+        "last error: HTTP 500, refused: ok" in problems(check)
+    )
+
+
+def test_a_failed_delivery_ends_well_only_as_a_dead_letter_or_unsent_to_a_disabled_endpoint(
+    hooked,
+):
+    dead, unsent = hooked.deliveries
+    WebhookDelivery.objects.update(status="FAILED")
+    WebhookDelivery.objects.filter(pk=unsent.pk).update(last_error="endpoint disabled: by owner")
+
+    check = hooked.check("webhooks delivered or dead-lettered")
+    assert f"delivery {dead.id} (order {hooked.order.id} v2) FAILED without a dead letter" in (
+        problems(check)
+    )
+
+    letter = dead_letter(dead.id)
+    DeadLetter.objects.filter(pk=letter.pk).update(
+        message_id=str(dead.id), task_name="webhooks.deliver", queue="webhooks"
+    )
+    hooked.requests = []  # neither was taken
+
+    assert hooked.failing() == set()  # nor is its dead letter one the faults should have made
+    assert hooked.check("poison dead-lettered").figure == "sent 2, dead letters 2"
+    assert hooked.check("webhooks delivered or dead-lettered").figure == (
+        "expected 2, deliveries 2: DELIVERED 0, dead-lettered 1, "
+        "unsent (endpoint disabled) 1, not ended 0"
+    )
+
+
+def test_a_status_change_without_its_delivery_is_lost(hooked):
+    lost = hooked.deliveries[1]
+    WebhookDelivery.objects.filter(pk=lost.pk).delete()
+    hooked.requests = hooked.requests[:1]
+
+    check = hooked.check("webhooks delivered or dead-lettered")
+
+    assert hooked.failing() == {"webhooks delivered or dead-lettered"}
+    assert f"order {hooked.order.id} v3 -> endpoint {hooked.endpoint.id}: no delivery" in problems(
+        check
+    )
+
+
+def test_a_second_delivery_of_one_change_fails(hooked):
+    first = hooked.deliveries[0]
+    WebhookDelivery.objects.create(
+        event_id=uuid.uuid4(),  # the unique event id per endpoint would refuse the same one
+        endpoint=hooked.endpoint,
+        event_type=first.event_type,
+        subject_id=first.subject_id,
+        subject_version=first.subject_version,
+        body=first.body,
+        status="DELIVERED",
+        delivered_at=timezone.now(),
+    )
+
+    check = hooked.check("webhooks delivered or dead-lettered")
+
+    assert not check.ok
+    assert f"order {hooked.order.id} v2 -> endpoint {hooked.endpoint.id}: 2 deliveries" in problems(
+        check
+    )
+
+
+def test_a_delivery_of_no_status_change_fails(hooked):
+    stray = hooked.deliveries[0]
+    WebhookDelivery.objects.filter(pk=stray.pk).update(subject_version=7)
+
+    check = hooked.check("webhooks delivered or dead-lettered")
+
+    assert hooked.failing() == {"webhooks delivered or dead-lettered"}
+    assert f"delivery {stray.id}: of no status change (order {hooked.order.id})" in problems(check)
+    assert f"order {hooked.order.id} v2 -> endpoint {hooked.endpoint.id}: no delivery" in (
+        problems(check)
+    )
+
+
+def test_an_endpoint_registered_after_a_change_expects_no_delivery_of_it(hooked):
+    WebhookEndpoint.objects.filter(pk=hooked.endpoint.pk).update(created_at=timezone.now())
+
+    check = hooked.check("webhooks delivered or dead-lettered")
+
+    assert check.figure.startswith("expected 0, deliveries 2")
+    assert f"delivery {hooked.deliveries[0].id}: of no status change" in problems(check)
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        ("secret", "signature does not verify"),
+        ("event id header", "event id header is not"),
+        ("body", "body's event id is not"),
+        ("signature header", "signature does not verify"),
+    ],
+)
+def test_a_request_not_signed_with_the_endpoints_secret_or_for_another_event_fails(
+    hooked, damage, problem
+):
+    delivery = hooked.deliveries[0]
+    if damage == "body":
+        delivery.body = json.dumps({**json.loads(delivery.body), "id": str(uuid.uuid4())})
+    request = signed_request(delivery, secret="whsec_someone-else" if damage == "secret" else None)
+    if damage == "event id header":
+        request.headers["Orderflow-Event-Id"] = str(uuid.uuid4())
+    if damage == "signature header":
+        request.headers[signing.SIGNATURE_HEADER] = "v1=" + "0" * 64
+    hooked.requests.append(request)
+
+    check = hooked.check("webhook requests verify")
+
+    assert hooked.failing() == {"webhook requests verify"}
+    assert check.figure == "requests 3, not verified 1"
+    assert check.problems == [
+        f"delivery {delivery.id}: {problem}"
+        + (f" {delivery.event_id}" if "is not" in problem else "")
+    ]
+
+
+def test_a_request_naming_no_delivery_fails(hooked):
+    hooked.requests.append(Received({"Orderflow-Delivery-Id": "nonsense"}, b"{}", 200))
+
+    assert hooked.failing() == {"webhook requests verify"}
+
+
+def test_a_delivered_event_the_receiver_never_took_fails(hooked):
+    delivery = hooked.deliveries[1]
+    hooked.requests[1] = signed_request(delivery, status=500)  # it saw it, and refused it
+
+    check = hooked.check("receiver took each DELIVERED event")
+
+    assert hooked.failing() == {"receiver took each DELIVERED event"}
+    assert check.figure == "DELIVERED 2, never taken 1, taken more than once 0"
+    assert check.problems == [f"delivery {delivery.id} DELIVERED, but the receiver never took it"]
+
+
+def test_an_event_taken_twice_is_at_least_once_and_counted(hooked):
+    hooked.requests.append(signed_request(hooked.deliveries[0]))
+
+    assert hooked.failing() == set()
+    assert hooked.check("receiver took each DELIVERED event").figure.endswith(
+        "taken more than once 1"
+    )
+
+
+def test_the_webhook_checks_queries_do_not_grow_with_the_number_of_deliveries(hooked):
+    with CaptureQueriesContext(connection) as small:
+        hooked.checks()
+    for _ in range(4):
+        hooked.place()
+    WebhookDelivery.objects.update(status="DELIVERED", delivered_at=timezone.now())
+    hooked.requests = [signed_request(d) for d in WebhookDelivery.objects.all()]
+    with CaptureQueriesContext(connection) as large:
+        checks = hooked.checks()
+
+    assert all_hold(checks)
+    assert len(large.captured_queries) == len(small.captured_queries)
