@@ -1,7 +1,9 @@
 """A webhook receiver on loopback, for the tests and `python -m chaos --receiver-faults`.
 
 It records every request it is sent and answers as it is told: 200, another status, slowly
-(past the sender's timeout), or not at all (down: its port refuses connections).
+(past the sender's timeout), not at all (down: its port refuses connections), or a trickle:
+the status line, then a header byte at a time, each inside the sender's per-read timeout,
+for as long as `delay` (what only a bound on the whole request stops).
 """
 
 import threading
@@ -11,7 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from .proxy import free_port
 
-OK, DOWN, SLOW, ERROR = "ok", "down", "slow", "error"
+OK, DOWN, SLOW, ERROR, TRICKLE = "ok", "down", "slow", "error", "trickle"
+TRICKLE_INTERVAL = 0.5  # seconds between two bytes of a trickled answer
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,10 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 mode = receiver.mode
+                if mode == TRICKLE:
+                    receiver._record(Received(dict(self.headers), body, 0))
+                    self._trickle(receiver.delay)
+                    return
                 if mode == SLOW:
                     time.sleep(receiver.delay)
                 status = receiver.status if mode == ERROR else 200
@@ -53,6 +60,19 @@ class Receiver:
                     self.wfile.write(b"ok")
                 except OSError:
                     pass  # the sender gave up waiting
+
+            def _trickle(self, seconds: float) -> None:
+                try:
+                    self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Trickle: ")
+                    self.wfile.flush()
+                    deadline = time.monotonic() + seconds
+                    while time.monotonic() < deadline:
+                        time.sleep(TRICKLE_INTERVAL)
+                        self.wfile.write(b"x")
+                        self.wfile.flush()
+                except OSError:
+                    pass  # the sender hung up, as it should
+                self.close_connection = True
 
             def log_message(self, *args) -> None:
                 pass
@@ -69,7 +89,7 @@ class Receiver:
             self._server = None
 
     def set(self, mode: str) -> None:
-        """OK, SLOW or ERROR; DOWN closes the port, any other mode opens it again."""
+        """OK, SLOW, ERROR or TRICKLE; DOWN closes the port, any other mode opens it again."""
         if mode == DOWN:
             self.stop()
         elif self._server is None:

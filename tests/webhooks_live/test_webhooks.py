@@ -6,7 +6,7 @@ import time
 import uuid
 
 from chaos.http import AdminSession
-from chaos.receiver import DOWN, ERROR, OK, SLOW
+from chaos.receiver import DOWN, ERROR, OK, SLOW, TRICKLE
 from messaging.models import DeadLetter
 from ordering.models import Order
 from webhooks.models import WebhookDelivery
@@ -198,3 +198,23 @@ def test_a_private_target_is_refused_through_the_api(system, buyer_api):
         )
         assert answer.status == 400
         assert answer.body["code"] == "target_refused"
+
+
+def test_a_receiver_that_trickles_its_answer_is_cut_off_and_the_delivery_retried(
+    system, buyer_api, receiver
+):
+    """Each byte arrives inside the per-read timeout, so only the task's time limit (a little
+    over WEBHOOK_DEADLINE_SECONDS) ends the attempt; the worker is not held for long."""
+    register(buyer_api, receiver, ["order.processed"])
+    receiver.delay = 60
+    receiver.set(TRICKLE)
+    order_id = post_order(buyer_api)
+    wait_until(lambda: receiver.received, what="the first request")
+    started = time.monotonic()
+    wait_until(lambda: len(receiver.received) >= 2, timeout=30, what="a second attempt")
+    receiver.set(OK)
+
+    [delivery] = wait_for_deliveries(order_id, 1, "DELIVERED")
+
+    assert time.monotonic() - started < 25
+    assert delivery.attempts >= 3
