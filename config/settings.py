@@ -39,6 +39,9 @@ def _rate(name: str, default: str) -> str | None:
 DEBUG = env.bool("DEBUG", default=False)
 # Required in production; development gets a fixed, obviously unsafe key.
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Former keys, comma-separated, still accepted for what they signed (sessions, password reset
+# links) while SECRET_KEY signs everything new: rotating the key logs nobody out.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # SQLite is the zero-setup default; PostgreSQL is what production and the tests use.
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
@@ -434,6 +437,7 @@ sentry.init(
     traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
     secrets=[
         SECRET_KEY,
+        *SECRET_KEY_FALLBACKS,
         DATABASES["default"].get("PASSWORD") or "",
         *(urlsplit(node).password or "" for node in CELERY_BROKER_URL.split(";")),
     ],
