@@ -138,6 +138,9 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 # Seconds /readyz waits for the database and the broker (checked at once) before a 503.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
+# Seconds each process reuses its last /readyz answer: anonymous probes, however many, cost one
+# database and one broker connection per process per this time. 0 checks on every probe.
+READINESS_CACHE_SECONDS = env.float("READINESS_CACHE_SECONDS", default=1.0)
 # Flower and RabbitMQ's management UI, linked from the operations dashboard when set.
 FLOWER_URL = env.str("FLOWER_URL", default="")
 RABBITMQ_MANAGEMENT_URL = env.str("RABBITMQ_MANAGEMENT_URL", default="")
