@@ -7,6 +7,7 @@ block below; the defaults serve development. README.md has a row for every varia
 import logging
 import os
 import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -127,6 +128,12 @@ API_THROTTLE_ANON_RATE = _rate("API_THROTTLE_ANON_RATE", default="60/minute")
 # Proxies in front of the app that append to X-Forwarded-For (1 behind Heroku's router): the
 # anonymous throttle keys on the address they saw. 0 trusts the header not at all.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+# Login throttling (django-axes) on the admin's and the browsable API's login pages: after
+# LOGIN_FAILURE_LIMIT failed logins for one username, or from one client address, that
+# username and that address are refused (429, the right password too) until
+# LOGIN_COOLOFF_MINUTES have passed since the last failure, or staff lift it. 0: until lifted.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_COOLOFF_MINUTES = env.float("LOGIN_COOLOFF_MINUTES", default=15)
 # Seconds an API client is told to wait (Retry-After) when the database fails under its
 # request (a 503); long enough for a failover or a restart, short enough not to lose a buyer.
 API_DATABASE_RETRY_AFTER_SECONDS = env.int("API_DATABASE_RETRY_AFTER_SECONDS", default=5)
@@ -194,6 +201,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
+    "axes",
     "core",
     "messaging",
     "ordering",
@@ -219,7 +227,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused for a lockout into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes' backend first: it refuses a locked-out username or address before any password
+# is checked; Django's own backend then checks the password. API tokens never pass here.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES) if LOGIN_COOLOFF_MINUTES else None
+# Either one locks: many passwords tried on one username, or many usernames from one address.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The client address as the API's throttle sees it (API_TRUSTED_PROXIES), not axes' own
+# X-Forwarded-For parsing (its AXES_IPWARE_* settings, unused: django-ipware is not installed).
+AXES_CLIENT_IP_CALLABLE = "core.api.throttling.client_address"
+# A success does not wipe the failures: a guesser with an account of their own could otherwise
+# reset their address's count between guesses at someone else's.
+AXES_RESET_ON_SUCCESS = False
 
 ROOT_URLCONF = "config.urls"
 

@@ -162,3 +162,17 @@ def test_escaping_writes_unsafe_characters_as_json_does():
     assert logcontext.escaped('a\nb\tc\x00d\\e"f\u2028g\x85é') == (
         'a\\nb\\tc\\u0000d\\\\e"f\\u2028g\\u0085é'
     )
+
+
+@pytest.mark.django_db
+def test_a_newline_in_a_password_guesser_s_user_agent_stays_on_its_line(text_log, client, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            "/admin/login/",
+            {"username": "admin", "password": "guess"},
+            HTTP_USER_AGENT=f"curl{FORGED}",
+        )
+
+    lines = records_in(text_log)  # django-axes logs each failure, the user agent as sent
+    assert len(lines) == settings.AXES_FAILURE_LIMIT + 2  # the failures, the lockout, its 429
+    assert "Locking out" in lines[-2] and "curl\\n2026-01-01" in lines[-2]
