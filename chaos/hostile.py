@@ -3,7 +3,13 @@
 Oversized, malformed and mistyped bodies, SQL and script strings where ids, numbers and codes
 belong, another buyer's order, forged credentials, wrong methods and content types. The
 attacker's and the victim's orders are read through the API before and after: nothing may
-change. Exits 0 when every request got a 4xx and nothing changed, 1 otherwise.
+change. Then password guesses on both login pages, each posted as a browser would (the page's
+CSRF token and cookie): none may sign in, and the last on each page must be locked out (429).
+Then a flood of concurrent /readyz probes, each answered 200. At the end /readyz is 200 and
+the API answers. Exits 0 when all of that holds, 1 otherwise.
+
+The guesses lock out the address the script runs from, and the username guessed (by default
+a made-up one), for LOGIN_COOLOFF_MINUTES; `manage.py axes_reset_ip ADDRESS` lifts it.
 
     python -m chaos.hostile http://127.0.0.1:8000 --token ATTACKER --victim-token VICTIM
 """
@@ -11,11 +17,13 @@ change. Exits 0 when every request got a 4xx and nothing changed, 1 otherwise.
 import argparse
 import http.client
 import json
+import secrets
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
 
-from .http import ApiClient
+from .http import ApiClient, BrowserSession
 
 ORDERS = "/api/orders/"
 VALID = {"product_name": "Widget", "quantity": 1, "unit_price": "1.00"}
@@ -156,22 +164,92 @@ def orders_seen_by(client: ApiClient) -> list[tuple]:
     )
 
 
+LOGIN_PAGES = ("/admin/login/", "/api-auth/login/")
+REFUSED, LOCKED_OUT = 200, 429  # a login page shown again with an error; django-axes' lockout
+
+
+@dataclass(frozen=True)
+class LoginGuess:
+    page: str
+    status: int
+    signed_in: bool
+
+
+def guess_passwords(base_url: str, *, username: str, guesses: int) -> list[LoginGuess]:
+    """Wrong passwords for `username` on each login page, each from a new browser session
+    that loads the page for its CSRF token first, as a guessing script would."""
+    answers = []
+    for page in LOGIN_PAGES:
+        for n in range(guesses):
+            browser = BrowserSession(base_url)
+            try:
+                status = browser.post_form(page, {"username": username, "password": f"guess{n}"})
+            except OSError:
+                answers.append(LoginGuess(page, 0, signed_in=False))
+                continue
+            answers.append(LoginGuess(page, status.status, signed_in=browser.signed_in))
+    return answers
+
+
+def readiness_status(base_url: str) -> int:
+    try:
+        return ApiClient(base_url).get("/readyz").status
+    except OSError:
+        return 0
+
+
+def flood_readiness(base_url: str, *, probes: int, concurrency: int = 20) -> list[int]:
+    """`probes` anonymous GET /readyz, `concurrency` at a time; their statuses (0: none)."""
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        return list(pool.map(lambda _: readiness_status(base_url), range(probes)))
+
+
 @dataclass
 class Report:
     answers: list[tuple[str, int]]
     changed: list[str]
+    logins: list[LoginGuess] = field(default_factory=list)
+    probes: list[int] = field(default_factory=list)
+    ready_after: int = 0
 
     @property
     def not_4xx(self) -> list[tuple[str, int]]:
         return [(name, status) for name, status in self.answers if not 400 <= status < 500]
 
     @property
+    def bad_logins(self) -> list[LoginGuess]:
+        """Guesses that signed in, or got neither a refusal nor a lockout."""
+        return [g for g in self.logins if g.signed_in or g.status not in (REFUSED, LOCKED_OUT)]
+
+    @property
+    def pages_not_locked(self) -> list[str]:
+        """Login pages whose last guess was still let through to the password check."""
+        last = {guess.page: guess.status for guess in self.logins}
+        return [page for page, status in last.items() if status != LOCKED_OUT]
+
+    @property
     def passed(self) -> bool:
-        return not self.not_4xx and not self.changed
+        return (
+            not self.not_4xx
+            and not self.changed
+            and not self.bad_logins
+            and not self.pages_not_locked
+            and all(status == 200 for status in self.probes)
+            and self.ready_after == 200
+        )
 
 
-def run(base_url: str, *, token: str, victim_token: str) -> Report:
-    """Sends the whole set as the attacker; the victim's first order is the target."""
+def run(
+    base_url: str,
+    *,
+    token: str,
+    victim_token: str,
+    login_username: str | None = None,
+    login_guesses: int = 8,
+    readiness_probes: int = 200,
+) -> Report:
+    """Sends the whole set as the attacker (the victim's first order is the target), guesses
+    passwords, floods /readyz, and checks that the server is still ready and answering."""
     attacker, victim = ApiClient(base_url, token), ApiClient(base_url, victim_token)
     victim_orders = orders_seen_by(victim)
     if not victim_orders:
@@ -183,9 +261,18 @@ def run(base_url: str, *, token: str, victim_token: str) -> Report:
             request.credentials, request.credentials
         )
         answers.append((request.name, send(base_url, request, credentials)))
+    username = login_username or f"hostile-{secrets.token_hex(4)}"
+    logins = guess_passwords(base_url, username=username, guesses=login_guesses)
+    probes = flood_readiness(base_url, probes=readiness_probes)
     after = {"attacker": orders_seen_by(attacker), "victim": orders_seen_by(victim)}
     changed = [f"the {who}'s orders" for who in before if before[who] != after[who]]
-    return Report(answers=answers, changed=changed)
+    return Report(
+        answers=answers,
+        changed=changed,
+        logins=logins,
+        probes=probes,
+        ready_after=readiness_status(base_url),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,14 +280,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("base_url", help="the web process, e.g. http://127.0.0.1:8000")
     parser.add_argument("--token", required=True, help="API token of the attacking buyer")
     parser.add_argument("--victim-token", required=True, help="API token of another buyer")
+    parser.add_argument(
+        "--login-username", help="the username to guess passwords for (default: a made-up one)"
+    )
+    parser.add_argument("--login-guesses", type=int, default=8, help="per login page")
+    parser.add_argument("--readiness-probes", type=int, default=200, help="concurrent /readyz")
     args = parser.parse_args(argv)
-    report = run(args.base_url, token=args.token, victim_token=args.victim_token)
+    report = run(
+        args.base_url,
+        token=args.token,
+        victim_token=args.victim_token,
+        login_username=args.login_username,
+        login_guesses=args.login_guesses,
+        readiness_probes=args.readiness_probes,
+    )
     for name, status in report.answers:
         mark = "ok  " if 400 <= status < 500 else "FAIL"
         print(f"{mark} {status or 'no answer':>9}  {name}")
     for what in report.changed:
         print(f"FAIL {what} changed")
-    print(f"{len(report.answers)} hostile requests: {'passed' if report.passed else 'FAILED'}")
+    outcomes = {REFUSED: "refused", LOCKED_OUT: "locked out"}
+    for guess in report.logins:
+        mark = "FAIL" if guess in report.bad_logins else "ok  "
+        outcome = "SIGNED IN" if guess.signed_in else outcomes.get(guess.status, "?")
+        print(f"{mark} {guess.status or 'no answer':>9}  password guess on {guess.page}: {outcome}")
+    for page in report.pages_not_locked:
+        print(f"FAIL guesses on {page} were never locked out")
+    flood_ok = sum(status == 200 for status in report.probes)
+    mark = "ok  " if flood_ok == len(report.probes) else "FAIL"
+    print(f"{mark} {flood_ok}/{len(report.probes)} concurrent /readyz probes answered 200")
+    mark = "ok  " if report.ready_after == 200 else "FAIL"
+    print(f"{mark} {report.ready_after or 'no answer':>9}  /readyz afterwards")
+    total = len(report.answers) + len(report.logins) + len(report.probes)
+    verdict = "passed" if report.passed else "FAILED"
+    print(
+        f"{total} requests ({len(report.answers)} hostile, {len(report.logins)} password "
+        f"guesses, {len(report.probes)} readiness probes): {verdict}"
+    )
     return 0 if report.passed else 1
 
 

@@ -70,16 +70,17 @@ def wait_for_http(url: str, timeout: float = 60) -> None:
             time.sleep(0.2)
 
 
-class AdminSession:
-    """A signed-in staff user of the live admin, as a browser would be (cookies and CSRF)."""
+class BrowserSession:
+    """The live web process's pages as a browser sees them: cookies kept, CSRF tokens sent."""
 
-    def __init__(self, base_url: str, username: str, password: str) -> None:
+    def __init__(self, base_url: str) -> None:
         self.base_url = base_url.rstrip("/")
         self.cookies = http.cookiejar.CookieJar()
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.cookies))
-        self.post_form("/admin/login/", {"username": username, "password": password})
-        if "sessionid" not in {cookie.name for cookie in self.cookies}:
-            raise AssertionError(f"could not sign in to the admin as {username}")
+
+    @property
+    def signed_in(self) -> bool:
+        return "sessionid" in {cookie.name for cookie in self.cookies}
 
     def get(self, path: str) -> Response:
         return self._open(urllib.request.Request(self.base_url + path))  # noqa: S310 - local
@@ -101,3 +102,13 @@ class AdminSession:
                 return Response(reply.status, dict(reply.headers.items()), reply.read().decode())
         except urllib.error.HTTPError as error:
             return Response(error.code, dict(error.headers.items()), error.read().decode())
+
+
+class AdminSession(BrowserSession):
+    """A signed-in staff user of the live admin."""
+
+    def __init__(self, base_url: str, username: str, password: str) -> None:
+        super().__init__(base_url)
+        self.post_form("/admin/login/", {"username": username, "password": password})
+        if not self.signed_in:
+            raise AssertionError(f"could not sign in to the admin as {username}")

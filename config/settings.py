@@ -7,6 +7,7 @@ block below; the defaults serve development. README.md has a row for every varia
 import logging
 import os
 import re
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -39,6 +40,9 @@ def _rate(name: str, default: str) -> str | None:
 DEBUG = env.bool("DEBUG", default=False)
 # Required in production; development gets a fixed, obviously unsafe key.
 SECRET_KEY = env.str("SECRET_KEY", default="")
+# Former keys, comma-separated, still accepted for what they signed (sessions, password reset
+# links) while SECRET_KEY signs everything new: rotating the key logs nobody out.
+SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # SQLite is the zero-setup default; PostgreSQL is what production and the tests use.
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
@@ -124,6 +128,12 @@ API_THROTTLE_ANON_RATE = _rate("API_THROTTLE_ANON_RATE", default="60/minute")
 # Proxies in front of the app that append to X-Forwarded-For (1 behind Heroku's router): the
 # anonymous throttle keys on the address they saw. 0 trusts the header not at all.
 API_TRUSTED_PROXIES = env.int("API_TRUSTED_PROXIES", default=0)
+# Login throttling (django-axes) on the admin's and the browsable API's login pages: after
+# LOGIN_FAILURE_LIMIT failed logins for one username, or from one client address, that
+# username and that address are refused (429, the right password too) until
+# LOGIN_COOLOFF_MINUTES have passed since the last failure, or staff lift it. 0: until lifted.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_COOLOFF_MINUTES = env.float("LOGIN_COOLOFF_MINUTES", default=15)
 # Seconds an API client is told to wait (Retry-After) when the database fails under its
 # request (a 503); long enough for a failover or a restart, short enough not to lose a buyer.
 API_DATABASE_RETRY_AFTER_SECONDS = env.int("API_DATABASE_RETRY_AFTER_SECONDS", default=5)
@@ -135,6 +145,9 @@ LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
 LOG_FORMAT = env.str("LOG_FORMAT", default="text" if DEBUG else "json")
 # Seconds /readyz waits for the database and the broker (checked at once) before a 503.
 READINESS_TIMEOUT_SECONDS = env.float("READINESS_TIMEOUT_SECONDS", default=2.0)
+# Seconds each process reuses its last /readyz answer: anonymous probes, however many, cost one
+# database and one broker connection per process per this time. 0 checks on every probe.
+READINESS_CACHE_SECONDS = env.float("READINESS_CACHE_SECONDS", default=1.0)
 # Flower and RabbitMQ's management UI, linked from the operations dashboard when set.
 FLOWER_URL = env.str("FLOWER_URL", default="")
 RABBITMQ_MANAGEMENT_URL = env.str("RABBITMQ_MANAGEMENT_URL", default="")
@@ -188,6 +201,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_celery_results",
+    "axes",
     "core",
     "messaging",
     "ordering",
@@ -213,7 +227,26 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a login refused for a lockout into its 429.
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes' backend first: it refuses a locked-out username or address before any password
+# is checked; Django's own backend then checks the password. API tokens never pass here.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES) if LOGIN_COOLOFF_MINUTES else None
+# Either one locks: many passwords tried on one username, or many usernames from one address.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+# The client address as the API's throttle sees it (API_TRUSTED_PROXIES), not axes' own
+# X-Forwarded-For parsing (its AXES_IPWARE_* settings, unused: django-ipware is not installed).
+AXES_CLIENT_IP_CALLABLE = "core.api.throttling.client_address"
+# A success does not wipe the failures: a guesser with an account of their own could otherwise
+# reset their address's count between guesses at someone else's.
+AXES_RESET_ON_SUCCESS = False
 
 ROOT_URLCONF = "config.urls"
 
@@ -434,6 +467,7 @@ sentry.init(
     traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
     secrets=[
         SECRET_KEY,
+        *SECRET_KEY_FALLBACKS,
         DATABASES["default"].get("PASSWORD") or "",
         *(urlsplit(node).password or "" for node in CELERY_BROKER_URL.split(";")),
     ],

@@ -7,6 +7,7 @@ development) print them. The request id also travels in the `request_id` header 
 message the request causes (messaging.outbox), and of the messages those tasks cause.
 """
 
+import json
 import logging
 import re
 import uuid
@@ -17,6 +18,11 @@ from contextvars import ContextVar
 FIELDS = ("request_id", "order_id", "task", "task_id", "message_id", "attempt")
 # What a request id from outside (Heroku's router sets X-Request-ID) may look like.
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+
+# Control characters (C0, DEL, C1), the Unicode line separators and the backslash: a raw one
+# could end a text line and start a forged one, or move a terminal's cursor. The backslash too,
+# so a backslash and an "n" that a client typed read differently from an escaped newline.
+UNSAFE_IN_TEXT = re.compile(r"[\\\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 _ids: ContextVar[dict[str, str] | None] = ContextVar("log_ids", default=None)
 
@@ -78,6 +84,21 @@ class ContextFilter(logging.Filter):
         return True
 
 
+def escaped(text: str) -> str:
+    """`text` with each unsafe character written as JSON writes it (\\n, \\u001b, \\\\)."""
+    return UNSAFE_IN_TEXT.sub(lambda match: json.dumps(match.group())[1:-1], text)
+
+
+class TextFormatter(logging.Formatter):
+    """The text format, one line per record whatever its values hold: message ids, task names,
+    field names and paths come from clients and messages, and are escaped here, once, for
+    every call site. A traceback stays on the record's line too (its newlines escaped), as
+    the JSON format keeps it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escaped(super().format(record))
+
+
 def logging_config(*, level: str, json_lines: bool) -> dict:
     """Django's LOGGING: one console handler, the project's loggers and Celery's at `level`."""
     return {
@@ -85,7 +106,10 @@ def logging_config(*, level: str, json_lines: bool) -> dict:
         "disable_existing_loggers": False,
         "filters": {"ids": {"()": ContextFilter}},
         "formatters": {
-            "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s  %(ids)s"},
+            "text": {
+                "()": TextFormatter,
+                "format": "%(asctime)s %(levelname)s %(name)s %(message)s  %(ids)s",
+            },
             "json": {
                 "()": "pythonjsonlogger.json.JsonFormatter",
                 "fmt": " ".join(

@@ -4,6 +4,10 @@ Each check runs in its own daemon thread and all share one deadline, so a check 
 hangs (a firewall dropping packets, a broker that accepts TCP but never answers) costs at
 most READINESS_TIMEOUT_SECONDS and never holds up the answer or the process's exit.
 Failures are logged with their cause here; callers see only which check failed.
+
+/readyz is anonymous, so its answer is kept for READINESS_CACHE_SECONDS in each process
+(`recent_readiness`): a flood of probes costs each process one database and one broker
+connection per window, never one per probe.
 """
 
 import copy
@@ -78,6 +82,36 @@ def readiness(*, timeout: float) -> Readiness:
             logger.warning("readiness: %s unreachable: %r", name, error)
         checks[name] = OK if error is None else UNREACHABLE
     return Readiness(checks=checks)
+
+
+class RecentReadiness:
+    """The last readiness answer, reused for `max_age` seconds from when it was known.
+
+    Per process, on purpose: a shared cache (the database, say) would cost a connection per
+    probe, the very thing this spares. One caller at a time runs the checks; callers that
+    arrive meanwhile wait for its answer (at most the checks' timeout) instead of starting
+    checks of their own. So with W processes a failure shows within max_age + the timeout,
+    and a flood costs at most W checks per window.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._answer: Readiness | None = None
+        self._known_at = -math.inf
+
+    def __call__(self, *, timeout: float, max_age: float) -> Readiness:
+        with self._lock:
+            if self._answer is None or time.monotonic() - self._known_at >= max_age:
+                self._answer = readiness(timeout=timeout)
+                self._known_at = time.monotonic()
+            return self._answer
+
+    def forget(self) -> None:
+        with self._lock:
+            self._answer, self._known_at = None, -math.inf
+
+
+recent_readiness = RecentReadiness()
 
 
 def _in_daemon_thread(check: Callable[..., None], *, timeout: float) -> Future:

@@ -1,7 +1,8 @@
-"""Health endpoints for load balancers and orchestrators: anonymous, uncached, JSON.
+"""Health endpoints for load balancers and orchestrators: anonymous, JSON, never cached by HTTP.
 
 Plain Django views, not DRF: no authentication, throttling or content negotiation runs, and
-/healthz touches neither the database nor the broker.
+/healthz touches neither the database nor the broker. /readyz answers from the process's
+recent checks (health.checks.recent_readiness), at most READINESS_CACHE_SECONDS old.
 """
 
 from django.conf import settings
@@ -9,7 +10,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
-from .checks import readiness
+from .checks import recent_readiness
 
 
 @never_cache
@@ -23,7 +24,9 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """Readiness: 200 when the database and the broker answer in time, else 503 naming them."""
-    result = readiness(timeout=settings.READINESS_TIMEOUT_SECONDS)
+    result = recent_readiness(
+        timeout=settings.READINESS_TIMEOUT_SECONDS, max_age=settings.READINESS_CACHE_SECONDS
+    )
     if result.ready:
         return JsonResponse({"status": "ok", "checks": result.checks})
     body = {"status": "unavailable", "failing": result.failing, "checks": result.checks}

@@ -4,9 +4,13 @@ import io
 import json
 import logging
 import logging.config
+import uuid
 
 import pytest
+from celery.exceptions import Reject
 
+import fraud.tasks  # noqa: F401 - registers fraud.screen_order, as the worker does
+from config.celery import app
 from core import logcontext
 from messaging import outbox
 
@@ -100,3 +104,75 @@ def test_every_response_names_its_request_id(client):
     response = client.get("/healthz-does-not-exist/", HTTP_X_REQUEST_ID="abc-1")
 
     assert response["X-Request-ID"] == "abc-1"
+
+
+FORGED = "\n2026-01-01 00:00:00,000 INFO ordering.services order charged  request_id=forged"
+
+
+@pytest.fixture
+def text_log(settings) -> io.StringIO:
+    """The project's own logging config, text format, with every handler writing here."""
+    stream = io.StringIO()
+    config = logcontext.logging_config(level=settings.LOG_LEVEL, json_lines=False)
+    config["handlers"]["console"]["stream"] = stream
+    logging.config.dictConfig(config)
+    return stream
+
+
+def records_in(stream: io.StringIO) -> list[str]:
+    lines = stream.getvalue().splitlines()
+    # Each record is one line that starts with its time (2026-01-01 ...), nothing else.
+    assert all(line[:4].isdigit() and line[4] == "-" for line in lines), lines
+    return lines
+
+
+def test_a_newline_in_a_message_id_or_a_field_name_cannot_forge_a_text_line(text_log):
+    task = app.tasks["fraud.screen_order"]
+    deliveries = [
+        (f"{uuid.uuid4()}{FORGED}", {"order_id": str(uuid.uuid4())}),
+        (str(uuid.uuid4()), {"order_id": str(uuid.uuid4()), f"field{FORGED}": 1}),
+    ]
+    for message_id, kwargs in deliveries:
+        task.push_request(id=message_id)
+        logcontext.bind_for_task(task.log_ids(kwargs))  # as the worker does (task_prerun)
+        try:
+            with pytest.raises(Reject):
+                task(**kwargs)
+        finally:
+            logcontext.forget()
+            task.pop_request()
+
+    lines = records_in(text_log)
+    assert len(lines) == 2
+    assert all("dead-lettering task=fraud.screen_order" in line for line in lines)
+    assert f"message_id={deliveries[0][0]}".replace("\n", "\\n") in lines[0]
+    assert "unknown fields: field\\n2026-01-01" in lines[1]
+
+
+def test_a_request_path_with_a_newline_stays_on_its_line(text_log, client):
+    client.get("/no-such-page%0D%0A2026-01-01%2000:00:00,000%20INFO%20forged%1B[2J")
+
+    (line,) = records_in(text_log)
+    # Django writes the path's control characters as Python escapes; their backslashes are
+    # escaped in turn, as JSON would.
+    assert "Not Found: /no-such-page\\\\r\\\\n2026-01-01 00:00:00,000 INFO forged" in line
+
+
+def test_escaping_writes_unsafe_characters_as_json_does():
+    assert logcontext.escaped('a\nb\tc\x00d\\e"f\u2028g\x85é') == (
+        'a\\nb\\tc\\u0000d\\\\e"f\\u2028g\\u0085é'
+    )
+
+
+@pytest.mark.django_db
+def test_a_newline_in_a_password_guesser_s_user_agent_stays_on_its_line(text_log, client, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            "/admin/login/",
+            {"username": "admin", "password": "guess"},
+            HTTP_USER_AGENT=f"curl{FORGED}",
+        )
+
+    lines = records_in(text_log)  # django-axes logs each failure, the user agent as sent
+    assert len(lines) == settings.AXES_FAILURE_LIMIT + 2  # the failures, the lockout, its 429
+    assert "Locking out" in lines[-2] and "curl\\n2026-01-01" in lines[-2]

@@ -32,6 +32,13 @@ COUNT = """
 SOURCES = {"postgresql": "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS quick"}
 
 
+def client_address(request) -> str:
+    """The client's address as the anonymous throttle keys on it: X-Forwarded-For as the
+    API_TRUSTED_PROXIES (DRF's NUM_PROXIES) proxies wrote it, else the peer's address.
+    Login throttling (django-axes) counts failures per this address too."""
+    return throttling.BaseThrottle().get_ident(request)
+
+
 class FixedWindowThrottle(throttling.SimpleRateThrottle):
     """DRF's rate parsing, client identity and Retry-After; counting per fixed window."""
 

@@ -409,7 +409,7 @@ def test_a_wrong_token_is_401(api_client):
 
 def test_session_authentication_with_csrf(buyer):
     client = APIClient(enforce_csrf_checks=True)
-    client.login(username=buyer.username, password="correct horse battery staple")
+    client.force_login(buyer)  # login() would call authenticate() without the request axes needs
 
     without_csrf = client.post(ORDERS, VALID, format="json")
     client.get("/api-auth/login/")
