@@ -91,6 +91,10 @@ BROKER_ROLE = env.str("BROKER_ROLE", default="") or _broker_role_of_command(sys.
 if BROKER_ROLE and BROKER_ROLE not in BROKER_ROLES:
     raise ImproperlyConfigured(f"BROKER_ROLE={BROKER_ROLE!r} is not one of {BROKER_ROLES}.")
 CELERY_BROKER_URL = BROKER_URLS.get(BROKER_ROLE) or BROKER_URL_SHARED
+if BROKER_URLS.get(BROKER_ROLE):
+    # Celery takes a CELERY_BROKER_URL environment variable over the setting above, but
+    # connects with the read and write URLs, which win over it: the role's own.
+    CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = CELERY_BROKER_URL
 # Whether this process declares the queues and exchanges it uses (idempotent, but it needs the
 # configure permission) or only checks, with passive declares, that the release declared them.
 # On unless the process connects as its role's own user: only the release's user may configure.
