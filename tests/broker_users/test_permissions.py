@@ -11,6 +11,7 @@ from django.conf import settings
 from kombu import Connection, Exchange
 
 from chaos.broker import connect
+from chaos.processes import ROOT
 from messaging.topology import dead_letter_queue, parking_queue, work_queue
 
 QUEUES = ("fraud", "billing", "maintenance", "webhooks", "dead_letter", "dead_letter_parked")
@@ -130,3 +131,13 @@ def test_every_role_may_connect_and_passively_declare_every_queue(connections):
         for name in QUEUES:
             channel.queue_declare(queue=name, passive=True)
         channel.close()
+
+
+def test_the_security_doc_names_every_cell():
+    """docs/security.md's table ("Broker") says what this module tests, cell by cell."""
+    doc = (ROOT / "docs" / "security.md").read_text()
+
+    for case in REFUSED:
+        assert f"refused `{case_id(case)}`" in doc, case
+    table = doc.split("### Who may do what")[1].split("\n\n")[2]
+    assert table.count("| allowed") == len(ALLOWED_CASES)
