@@ -13,9 +13,13 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 
 @app.on_after_configure.connect
 def _configure_queues(sender: Celery, **kwargs) -> None:
+    from django.conf import settings
+
     from messaging.topology import work_queues
 
-    sender.conf.task_queues = work_queues()
+    # Declared by the worker as it consumes, and before each publish, unless this process's
+    # broker user may not (BROKER_DECLARES_TOPOLOGY): then the release declared them.
+    sender.conf.task_queues = work_queues(declare=settings.BROKER_DECLARES_TOPOLOGY)
     # Tasks are named "<queue>.<step>": fraud.screen_order, billing.charge_order.
     sender.conf.task_routes = {f"{queue.name}.*": {"queue": queue.name} for queue in work_queues()}
 

@@ -79,7 +79,7 @@ def broker_nodes(url: str) -> list[str]:
 
 def failover_retries() -> int:
     """Retries a publish gets on a connection error: one per other node, none with one node."""
-    return len(broker_nodes(app.conf.broker_url)) - 1
+    return len(broker_nodes(app.conf.broker_write_url)) - 1
 
 
 def send_message(*, task_name: str, message_id: uuid.UUID, kwargs: dict, headers: dict) -> None:
@@ -349,7 +349,8 @@ def ping_broker(*, timeout: float) -> None:
     """Connect to the configured broker (login and virtual host included), then disconnect.
 
     For readiness checks: raises a BROKER_ERRORS error when the broker cannot be reached
-    within about `timeout` seconds. Reads CELERY_BROKER_URL at call time.
+    within about `timeout` seconds. Reads CELERY_BROKER_URL (this process's role's URL, see
+    settings.BROKER_URLS) at call time.
     """
     with app.connection_for_write(
         url=settings.CELERY_BROKER_URL, connect_timeout=timeout

@@ -7,18 +7,39 @@
 
 Unknown task names and malformed task messages are already rejected without requeue by
 Celery, so they reach the dead-letter queue too. Enabled by CELERY_WORKER_CONSUMER.
+
+With BROKER_DECLARES_TOPOLOGY off (a broker user per role) the worker declares none of the
+project's queues nor Celery's delayed-delivery ones: it checks that the release declared them.
 """
 
 import logging
 
 from celery.worker.consumer import Consumer
+from celery.worker.consumer.delayed_delivery import DelayedDelivery
+from django.conf import settings
 
 from .topology import declare_topology
 
 logger = logging.getLogger(__name__)
 
 
+class DeclaredDelayedDelivery(DelayedDelivery):
+    """Celery's native delayed delivery set-up (declares `celery_delayed_*`, binds the work
+    queues to it), left to the release phase when this worker may not declare."""
+
+    def include_if(self, c) -> bool:
+        return settings.BROKER_DECLARES_TOPOLOGY and super().include_if(c)
+
+
 class PipelineConsumer(Consumer):
+    class Blueprint(Consumer.Blueprint):
+        default_steps = [
+            "messaging.consumer:DeclaredDelayedDelivery"
+            if step.endswith(":DelayedDelivery")
+            else step
+            for step in Consumer.Blueprint.default_steps
+        ]
+
     def connect(self):
         # On every (re)connection, before the Tasks step starts consuming.
         connection = super().connect()

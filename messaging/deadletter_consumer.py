@@ -48,7 +48,7 @@ class DeadLetterConsumer(ConsumerMixin):
         self.parking = False
 
     def get_consumers(self, _consumer_class, channel) -> list[Consumer]:
-        declare_topology(self.connection)
+        declare_topology(self.connection)  # or only checks it (BROKER_DECLARES_TOPOLOGY)
         # on_message gets the raw message: a body that cannot be decoded is still recorded.
         return [
             Consumer(
@@ -56,6 +56,7 @@ class DeadLetterConsumer(ConsumerMixin):
                 queues=[dead_letter_queue()],
                 on_message=self.on_message,
                 prefetch_count=PREFETCH,
+                auto_declare=False,  # declared, or checked, just above
             )
         ]
 

@@ -45,8 +45,10 @@ MOVE_ERRORS = (*BROKER_ERRORS, MessageNacked)
 
 
 def republish(channel, *, body: bytes, properties: dict, headers: dict, queue: str) -> None:
-    """Publish a message unchanged to `queue` (default exchange) and wait for its confirm.
+    """Publish a message unchanged to `queue` and wait for its confirm.
 
+    Through the exchange of the same name (`dead_letter` or `dead_letter_parked`), never the
+    default exchange: the right to write to that one is the right to write to every queue.
     Raises one of MOVE_ERRORS: MessageNacked when the broker refuses it, a timeout or a
     connection error when the confirm does not come within DEAD_LETTER_PARK_CONFIRM_SECONDS,
     a channel error when the queue is gone (the publish is mandatory).
@@ -56,7 +58,7 @@ def republish(channel, *, body: bytes, properties: dict, headers: dict, queue: s
     timeout = settings.DEAD_LETTER_PARK_CONFIRM_SECONDS
     channel.basic_publish_confirm(
         Message(body, application_headers=dict(headers or {}), **kept),
-        exchange="",  # the default exchange routes by queue name
+        exchange=queue,  # dead_letter routes every key to its queue; the parking one fans out
         routing_key=queue,
         mandatory=True,  # a queue that is gone returns the message instead of dropping it
         timeout=timeout,

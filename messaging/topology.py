@@ -1,13 +1,20 @@
 """The RabbitMQ topology: durable quorum work queues on topic exchanges, and the dead letters.
 
-Declared by the worker at start, by `manage.py setup_broker` (release phase) and by each
-publishing process before its first publish; every declaration is idempotent.
+Declared by `manage.py setup_broker` (the release phase), with Celery's native delayed
+delivery exchanges and queues. The worker at start and each publishing process before its
+first publish declare it too (idempotent) when BROKER_DECLARES_TOPOLOGY is on, as with one
+all-powerful broker user; with a user per role it is off, and they only check, with passive
+declares (which need no permission), that the release declared it.
 Topic exchanges, not direct: Celery's native delayed delivery (how countdowns and retries
 wait on quorum queues) silently drops messages routed through a direct exchange.
 """
 
 from django.conf import settings
 from kombu import Connection, Exchange, Queue
+from kombu.transport.native_delayed_delivery import (
+    bind_queue_to_native_delayed_delivery_exchange,
+    declare_native_delayed_delivery_exchanges_and_queues,
+)
 
 STEP_QUEUES = ("fraud", "billing")  # the order pipeline's steps (ordering/steps.py)
 MAINTENANCE_QUEUE = "maintenance"  # housekeeping sent by Celery beat (messaging/tasks.py)
@@ -66,13 +73,18 @@ def parking_queue() -> Queue:
     )
 
 
-def work_queue(name: str) -> Queue:
-    """A work queue whose messages end in `dead_letter` when rejected or delivered too often."""
+def work_queue(name: str, *, declare: bool = True) -> Queue:
+    """A work queue whose messages end in `dead_letter` when rejected or delivered too often.
+
+    `declare=False`: kombu and Celery never declare it (neither when consuming nor before a
+    publish), for a broker user without the configure permission.
+    """
     return Queue(
         name,
-        exchange=Exchange(name, type="topic", durable=True),
+        exchange=Exchange(name, type="topic", durable=True, no_declare=not declare),
         routing_key=name,
         durable=True,
+        no_declare=not declare,
         queue_arguments={
             "x-queue-type": "quorum",
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
@@ -86,18 +98,45 @@ def work_queue(name: str) -> Queue:
     )
 
 
-def work_queues() -> list[Queue]:
-    return [work_queue(name) for name in WORK_QUEUES]
+def work_queues(*, declare: bool = True) -> list[Queue]:
+    return [work_queue(name, declare=declare) for name in WORK_QUEUES]
 
 
-def declare_topology(connection: Connection) -> None:
+def declare_topology(connection: Connection, *, passive: bool | None = None) -> None:
     """Declare the parking queue, then the dead-letter exchange and queue, then the work queues.
 
     Each before the queues that dead-letter into it: a dead-letter exchange that does not
-    exist drops what is sent to it.
+    exist drops what is sent to it. `passive` (default: BROKER_DECLARES_TOPOLOGY off) only
+    checks that each queue exists, raising amqp's NotFound if one does not.
     """
+    if passive is None:
+        passive = not settings.BROKER_DECLARES_TOPOLOGY
+    if passive:
+        return check_topology(connection)
     channel = connection.default_channel
     parking_queue().bind(channel).declare()
     dead_letter_queue().bind(channel).declare()
     for queue in work_queues():
         queue.bind(channel).declare()
+
+
+def check_topology(connection: Connection) -> None:
+    """Passive declares of every queue: they create nothing and need no permission."""
+    channel = connection.channel()  # the broker closes it if a queue is missing
+    for name in (PARKING_QUEUE, DEAD_LETTER_QUEUE, *WORK_QUEUES):
+        channel.queue_declare(queue=name, passive=True)
+    channel.close()
+
+
+def declare_delayed_delivery(connection: Connection) -> None:
+    """Celery's native delayed delivery, as its worker declares it at start: the exchanges and
+    quorum queues `celery_delayed_0` to `celery_delayed_27` that a retry's countdown waits in,
+    the `celery_delayed_delivery` exchange they end in, and its binding to each work queue.
+
+    For the release phase: a worker without the configure permission cannot declare them.
+    """
+    declare_native_delayed_delivery_exchanges_and_queues(
+        connection, settings.CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE
+    )
+    for queue in work_queues():
+        bind_queue_to_native_delayed_delivery_exchange(connection, queue)

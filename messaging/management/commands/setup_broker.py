@@ -4,12 +4,13 @@ from django.core.management.base import BaseCommand, CommandError
 from config.celery import app
 from core.errors import ApplicationError
 from messaging.parking import declare_dead_letter_queues
-from messaging.topology import declare_topology
+from messaging.topology import declare_delayed_delivery, declare_topology
 
 
 class Command(BaseCommand):
     help = (
-        "Declare the RabbitMQ exchanges and queues (dead letters first). Safe to run again. "
+        "Declare the RabbitMQ exchanges and queues (dead letters first), and Celery's delayed "
+        "delivery ones, bound to the work queues. Safe to run again. "
         "Replaces a dead_letter queue an older release declared with other arguments, "
         "keeping its messages (stop the deadletters process first)."
     )
@@ -23,7 +24,10 @@ class Command(BaseCommand):
             except ApplicationError as error:
                 raise CommandError(error.message) from error
             try:
-                declare_topology(connection)
+                # Declared here whatever BROKER_DECLARES_TOPOLOGY says: the release's user
+                # is the one that may configure, and the others count on it.
+                declare_topology(connection, passive=False)
+                declare_delayed_delivery(connection)
             except PreconditionFailed as error:
                 # An older release declared a work queue with other arguments (a delivery
                 # limit of 5, say): fail the release, which leaves the old version running.
