@@ -68,7 +68,7 @@ GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     # worker's process), and beat's housekeeping: the prunes delete old bookkeeping.
     "worker": {
         "orders": SIU,
-        "fraud-assessments": SI,
+        "fraud-assessments": SIU,  # a replayed screening replaces its assessment
         "fraud-blocklist": S,
         "charges": SIU,
         "gateway-ledger": SIU,

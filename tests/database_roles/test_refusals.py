@@ -3,6 +3,7 @@ give it: by PostgreSQL itself, statement by statement."""
 
 import psycopg
 import pytest
+from django.db import connection
 from psycopg import errors
 
 from database_roles.grants import GRANTS, GROUPS, PRIVILEGES, tables_by_group
@@ -139,8 +140,6 @@ def test_no_process_role_can_change_the_schema(role_connections, process):
 
 def test_the_owner_is_who_migrated(django_db_blocker, process_logins):
     """The migrations' connection (DATABASE_URL) owns every table; no process role does."""
-    from django.db import connection
-
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT tableowner FROM pg_tables WHERE schemaname = current_schema()"
