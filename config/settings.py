@@ -58,6 +58,8 @@ DATABASE_PROCESS_URLS = {
 # Which process this is, from its command line (config/processes.py); None for the release
 # phase, an operator's command or the tests.
 PROCESS = process_of(sys.argv)
+# The database this process connects to: its own role's, else the owner's.
+PROCESS_DATABASE_URL = DATABASE_PROCESS_URLS.get(PROCESS) or DATABASE_URL
 # Seconds a database connection is kept open between requests and tasks.
 CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60)
 # CloudAMQP's add-on sets CLOUDAMQP_URL; an explicit CELERY_BROKER_URL wins.
@@ -88,7 +90,7 @@ BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)
 # wake the relay, so it polls).
 OUTBOX_PUBLISH_ON_COMMIT = env.bool(
     "OUTBOX_PUBLISH_ON_COMMIT",
-    default=env.db_url_config(DATABASE_URL)["ENGINE"].endswith("sqlite3"),
+    default=env.db_url_config(PROCESS_DATABASE_URL)["ENGINE"].endswith("sqlite3"),
 )
 # Least seconds between two relay passes while commits keep coming: batches under load
 # instead of a pass per commit; a commit after a quiet spell is published at once.
@@ -285,7 +287,7 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "core.error_reports.SettingsFilter"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES  # the same bound for forms (admin)
 
-DATABASES = {"default": env.db_url_config(DATABASE_PROCESS_URLS.get(PROCESS) or DATABASE_URL)}
+DATABASES = {"default": env.db_url_config(PROCESS_DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 USES_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")

@@ -103,23 +103,71 @@ def test_every_procfile_process_with_a_role_is_recognised():
     }
 
 
-@pytest.mark.parametrize(
-    ("argv", "user"),
-    [(["gunicorn", "config.wsgi"], "the_web"), (["manage.py", "migrate"], "the_owner")],
-)
-def test_a_process_connects_with_its_own_url_and_the_rest_with_the_owners(argv, user):
+OWNER_URL = "postgres://the_owner:a@db.example/orderflow"
+WEB_URL = "postgres://the_web:b@db.example/orderflow"
+
+
+def settings_of(argv: list[str], env: dict[str, str]) -> list[str]:
+    """The database user and OUTBOX_PUBLISH_ON_COMMIT of a process started with `argv`."""
     code = (
         f"import sys; sys.argv = {argv!r}; import django; django.setup();"
-        "from django.conf import settings; print(settings.DATABASES['default']['USER'])"
+        "from django.conf import settings;"
+        "print(settings.DATABASES['default']['USER'], settings.OUTBOX_PUBLISH_ON_COMMIT)"
     )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": "postgres://the_owner:a@db.example/orderflow",
-        "DATABASE_URL_WEB": "postgres://the_web:b@db.example/orderflow",
-    }
+    names = ("DATABASE_URL", *(f"DATABASE_URL_{p.upper()}" for p in PROCESSES))
     result = subprocess.run(  # noqa: S603 - this interpreter, our own code
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={
+            **{k: v for k, v in os.environ.items() if k not in names},
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            **env,
+        },
+        capture_output=True,
+        text=True,
     )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
 
-    assert result.stdout.strip() == user, result.stderr
+
+def test_a_process_connects_with_its_own_url_and_the_rest_with_the_owners():
+    env = {"DATABASE_URL": OWNER_URL, "DATABASE_URL_WEB": WEB_URL}
+
+    assert settings_of(["gunicorn", "config.wsgi"], env) == ["the_web", "False"]
+    assert settings_of(["manage.py", "migrate"], env) == ["the_owner", "False"]
+    assert settings_of(["manage.py", "relay_outbox"], env) == ["the_owner", "False"]
+
+
+def test_a_process_needs_no_owner_url_beside_its_own():
+    """Where only the release phase is given DATABASE_URL, the web is PostgreSQL all the same
+    (not the SQLite default, which would publish on commit)."""
+    assert settings_of(["gunicorn", "config.wsgi"], {"DATABASE_URL_WEB": WEB_URL}) == [
+        "the_web",
+        "False",
+    ]
+
+
+def documented_grants() -> dict[str, dict[str, str]]:
+    """docs/security.md's table under "## Database": process -> group -> letters."""
+    text = (ROOT / "docs" / "security.md").read_text()
+    section = text.split("\n## Database\n", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("|")
+    ]
+    header, body = rows[0], [row for row in rows[2:]]
+    processes = header[2:]
+    return {
+        process: {row[0].strip("`"): row[2 + index] for row in body if row[2 + index] != "refused"}
+        for index, process in enumerate(processes)
+    }
+
+
+def test_the_documented_table_is_the_one_in_code():
+    in_code = {
+        process: {group: "".join(p[0] for p in privileges) for group, privileges in groups.items()}
+        for process, groups in GRANTS.items()
+    }
+
+    assert documented_grants() == in_code
