@@ -2,6 +2,7 @@
 longer gives, the owner is never handed out as a process's login, and each process picks
 its own DATABASE_URL_<PROCESS> from its command line."""
 
+import io
 import os
 import secrets
 import subprocess
@@ -171,3 +172,18 @@ def test_the_documented_table_is_the_one_in_code():
     }
 
     assert documented_grants() == in_code
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_the_release_phase_grants_the_roles_after_migrating(throwaway_login, settings):
+    settings.DATABASE_PROCESS_URLS = {
+        "web": f"postgres://{throwaway_login.user}:{throwaway_login.password}@127.0.0.1/x"
+    }
+    out = io.StringIO()
+
+    call_command("release", stdout=out)
+
+    assert f"web: {throwaway_login.user} granted" in out.getvalue()
+    assert privilege(throwaway_login, "ordering_order", "INSERT")
+    assert not privilege(throwaway_login, "billing_charge", "INSERT")
