@@ -19,6 +19,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config import sentry
+from config.processes import PROCESSES, process_of
 from core.logcontext import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -79,6 +80,18 @@ SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 # SQLite is the zero-setup default; PostgreSQL is what production and the tests use.
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+# Each Procfile process may connect as a PostgreSQL role of its own, holding only what its
+# job needs (database_roles/grants.py): DATABASE_URL_WEB, _WORKER, _WEBHOOKS, _RELAY and
+# _DEADLETTERS. Unset, a process uses DATABASE_URL, the owner's, which the release phase
+# migrates with and `manage.py setup_database_roles` grants from.
+DATABASE_PROCESS_URLS = {
+    name: env.str(f"DATABASE_URL_{name.upper()}", default="") for name in PROCESSES
+}
+# Which process this is, from its command line (config/processes.py); None for the release
+# phase, an operator's command or the tests.
+PROCESS = process_of(sys.argv)
+# The database this process connects to: its own role's, else the owner's.
+PROCESS_DATABASE_URL = DATABASE_PROCESS_URLS.get(PROCESS) or DATABASE_URL
 # Seconds a database connection is kept open between requests and tasks.
 CONN_MAX_AGE = env.int("CONN_MAX_AGE", default=60)
 # CloudAMQP's add-on sets CLOUDAMQP_URL; an explicit CELERY_BROKER_URL wins.
@@ -128,7 +141,7 @@ BROKER_HEARTBEAT = env.int("BROKER_HEARTBEAT", default=60)
 # wake the relay, so it polls).
 OUTBOX_PUBLISH_ON_COMMIT = env.bool(
     "OUTBOX_PUBLISH_ON_COMMIT",
-    default=env.db_url_config(DATABASE_URL)["ENGINE"].endswith("sqlite3"),
+    default=env.db_url_config(PROCESS_DATABASE_URL)["ENGINE"].endswith("sqlite3"),
 )
 # Least seconds between two relay passes while commits keep coming: batches under load
 # instead of a pass per commit; a commit after a quiet spell is published at once.
@@ -263,6 +276,7 @@ INSTALLED_APPS = [
     "fakegateway",
     "health",
     "monitoring",
+    "database_roles",
     "demo",
     "dashboard",
 ]
@@ -324,7 +338,7 @@ DEFAULT_EXCEPTION_REPORTER_FILTER = "core.error_reports.SettingsFilter"
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_REQUEST_BODY_BYTES  # the same bound for forms (admin)
 
-DATABASES = {"default": env.db_url_config(DATABASE_URL)}
+DATABASES = {"default": env.db_url_config(PROCESS_DATABASE_URL)}
 DATABASES["default"]["CONN_MAX_AGE"] = CONN_MAX_AGE
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 USES_SQLITE = DATABASES["default"]["ENGINE"].endswith("sqlite3")
@@ -520,7 +534,11 @@ sentry.init(
     secrets=[
         SECRET_KEY,
         *SECRET_KEY_FALLBACKS,
-        DATABASES["default"].get("PASSWORD") or "",
+        *(
+            env.db_url_config(url).get("PASSWORD") or ""
+            for url in (DATABASE_URL, *DATABASE_PROCESS_URLS.values())
+            if url
+        ),
         *(
             urlsplit(node).password or ""
             for url in (BROKER_URL_SHARED, *BROKER_URLS.values())

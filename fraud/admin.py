@@ -18,6 +18,9 @@ class FraudAssessmentAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # a record of a decision; the web's database role cannot delete it
+
 
 @admin.register(BlockedBuyer)
 class BlockedBuyerAdmin(admin.ModelAdmin):

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DatabaseRolesConfig(AppConfig):
+    name = "database_roles"
+    verbose_name = "database roles"
