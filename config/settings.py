@@ -10,7 +10,6 @@ import re
 import sys
 from datetime import timedelta
 from decimal import Decimal
-from itertools import pairwise
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +18,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config import sentry
-from config.processes import PROCESSES, process_of
+from config.processes import DATABASE_PROCESSES, PROCESSES, process_of
 from core.logcontext import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -39,37 +38,6 @@ def _rate(name: str, default: str) -> str | None:
     return value
 
 
-def _broker_role_of_command(argv: list[str]) -> str:
-    """The broker role of the Procfile command in `argv`; "" for anything else (a shell, the
-    tests), which connects with the shared URL."""
-    path = Path(argv[0]) if argv else Path()
-    program, args = path.name, argv[1:]
-    if program == "__main__.py":  # python -m celery
-        program = path.parent.name
-    if program == "gunicorn":
-        return "web"
-    if program == "celery":
-        if "beat" in args:
-            return "beat"
-        if "worker" in args:
-            queues = next((b for a, b in pairwise(args) if a in ("--queues", "-Q")), "")
-            return "webhooks" if queues == "webhooks" else "worker"
-        return ""
-    if program in ("manage.py", "django-admin") and args:
-        return MANAGE_PY_BROKER_ROLES.get(args[0], "")
-    return ""
-
-
-MANAGE_PY_BROKER_ROLES = {
-    "runserver": "web",
-    "relay_outbox": "relay",
-    "consume_dead_letters": "deadletters",
-    "deadletters": "deadletters",  # `unpark` moves parked dead letters back to dead_letter
-    "release": "release",
-    "setup_broker": "release",
-}
-
-
 # --- Environment -------------------------------------------------------------------------
 DEBUG = env.bool("DEBUG", default=False)
 # Required in production; development gets a fixed, obviously unsafe key.
@@ -85,11 +53,13 @@ DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlit
 # _DEADLETTERS. Unset, a process uses DATABASE_URL, the owner's, which the release phase
 # migrates with and `manage.py setup_database_roles` grants from.
 DATABASE_PROCESS_URLS = {
-    name: env.str(f"DATABASE_URL_{name.upper()}", default="") for name in PROCESSES
+    name: env.str(f"DATABASE_URL_{name.upper()}", default="") for name in DATABASE_PROCESSES
 }
-# Which process this is, from its command line (config/processes.py); None for the release
-# phase, an operator's command or the tests.
-PROCESS = process_of(sys.argv)
+# Which process this is: PROCESS_ROLE, else its command line (config/processes.py); None for
+# an operator's command, a shell or the tests.
+PROCESS = env.str("PROCESS_ROLE", default="") or process_of(sys.argv)
+if PROCESS and PROCESS not in PROCESSES:
+    raise ImproperlyConfigured(f"PROCESS_ROLE={PROCESS!r} is not one of {PROCESSES}.")
 # The database this process connects to: its own role's, else the owner's.
 PROCESS_DATABASE_URL = DATABASE_PROCESS_URLS.get(PROCESS) or DATABASE_URL
 # Seconds a database connection is kept open between requests and tasks.
@@ -99,16 +69,12 @@ BROKER_URL_SHARED = env.str(
     "CELERY_BROKER_URL",
     default=env.str("CLOUDAMQP_URL", default="amqp://guest:guest@127.0.0.1:5672//"),
 )
-# A broker user per process role (docs/security.md, "Broker"): BROKER_URL_<ROLE> when set,
-# else the shared URL above. The role is BROKER_ROLE, else told by the command the process
-# runs (the Procfile's); `manage.py create_broker_users` creates the users these URLs name.
-BROKER_ROLES = ("web", "relay", "worker", "webhooks", "deadletters", "beat", "release")
+# A broker user per process (docs/security.md, "Broker"): BROKER_URL_<PROCESS> when set,
+# else the shared URL above; `manage.py create_broker_users` creates the users they name.
+BROKER_ROLES = PROCESSES
 BROKER_URLS = {role: env.str(f"BROKER_URL_{role.upper()}", default="") for role in BROKER_ROLES}
-BROKER_ROLE = env.str("BROKER_ROLE", default="") or _broker_role_of_command(sys.argv)
-if BROKER_ROLE and BROKER_ROLE not in BROKER_ROLES:
-    raise ImproperlyConfigured(f"BROKER_ROLE={BROKER_ROLE!r} is not one of {BROKER_ROLES}.")
-CELERY_BROKER_URL = BROKER_URLS.get(BROKER_ROLE) or BROKER_URL_SHARED
-if BROKER_URLS.get(BROKER_ROLE):
+CELERY_BROKER_URL = BROKER_URLS.get(PROCESS) or BROKER_URL_SHARED
+if BROKER_URLS.get(PROCESS):
     # Celery takes a CELERY_BROKER_URL environment variable over the setting above, but
     # connects with the read and write URLs, which win over it: the role's own.
     CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = CELERY_BROKER_URL
@@ -116,7 +82,7 @@ if BROKER_URLS.get(BROKER_ROLE):
 # configure permission) or only checks, with passive declares, that the release declared them.
 # On unless the process connects as its role's own user: only the release's user may configure.
 BROKER_DECLARES_TOPOLOGY = env.bool(
-    "BROKER_DECLARES_TOPOLOGY", default=not BROKER_URLS.get(BROKER_ROLE)
+    "BROKER_DECLARES_TOPOLOGY", default=not BROKER_URLS.get(PROCESS)
 )
 # HTTPS behind a Heroku-style router, which terminates TLS and sets X-Forwarded-Proto.
 # Secure by default when DEBUG is off; each can be turned off (say, for plain-HTTP tests).

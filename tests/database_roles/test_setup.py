@@ -13,7 +13,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from chaos.processes import ROOT
-from config.processes import PROCESSES, process_of
+from config.processes import DATABASE_PROCESSES, PROCESSES, process_of
 from database_roles import grants, services
 from database_roles.grants import GRANTS, tables_by_group
 
@@ -26,7 +26,7 @@ def test_every_table_of_the_database_is_in_a_group(db):
         in_database = {row[0] for row in cursor.fetchall()} - {"django_migrations"}
 
     assert in_database == {table for tables in tables_by_group().values() for table in tables}
-    assert set(GRANTS) == set(PROCESSES)
+    assert set(GRANTS) == set(DATABASE_PROCESSES)
 
 
 @pytest.fixture
@@ -80,9 +80,9 @@ def test_the_owner_is_refused_as_a_process_login(settings):
         (["celery", "-A", "config", "worker", "--queues=webhooks,billing"], "worker"),
         (["manage.py", "relay_outbox"], "relay"),
         (["manage.py", "consume_dead_letters"], "deadletters"),
-        (["manage.py", "release"], None),
+        (["manage.py", "release"], "release"),
         (["manage.py", "migrate"], None),
-        (["celery", "-A", "config", "beat"], None),
+        (["celery", "-A", "config", "beat"], "beat"),
         (["pytest"], None),
     ],
 )
@@ -115,7 +115,7 @@ def settings_of(argv: list[str], env: dict[str, str]) -> list[str]:
         "from django.conf import settings;"
         "print(settings.DATABASES['default']['USER'], settings.OUTBOX_PUBLISH_ON_COMMIT)"
     )
-    names = ("DATABASE_URL", *(f"DATABASE_URL_{p.upper()}" for p in PROCESSES))
+    names = ("DATABASE_URL", *(f"DATABASE_URL_{p.upper()}" for p in DATABASE_PROCESSES))
     result = subprocess.run(  # noqa: S603 - this interpreter, our own code
         [sys.executable, "-c", code],
         cwd=ROOT,

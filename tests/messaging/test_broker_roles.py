@@ -1,9 +1,9 @@
-"""Which broker role, and so which BROKER_URL_<ROLE>, each Procfile command connects with."""
+"""Which BROKER_URL_<PROCESS> each Procfile command connects with, and each role's permissions."""
 
 import pytest
 from django.conf import settings
 
-from config.settings import _broker_role_of_command
+from config.processes import process_of
 from messaging.broker_users import role_permissions
 from tests.test_docker_compose import procfile
 
@@ -24,7 +24,7 @@ def test_each_procfile_process_has_the_role_of_its_name(process, role):
     if argv[0] == "python":  # sys.argv of `python manage.py ...` starts at manage.py
         argv = argv[1:]
 
-    assert _broker_role_of_command(argv) == role
+    assert process_of(argv) == role
 
 
 @pytest.mark.parametrize(
@@ -38,13 +38,13 @@ def test_each_procfile_process_has_the_role_of_its_name(process, role):
     ],
 )
 def test_anything_else_uses_the_shared_url(argv):
-    assert _broker_role_of_command(argv) == ""
+    assert process_of(argv) is None
 
 
 def test_python_m_celery_worker_is_a_worker():
     argv = ["/venv/lib/python3.11/site-packages/celery/__main__.py", "-A", "config", "worker"]
 
-    assert _broker_role_of_command(argv) == "worker"
+    assert process_of(argv) == "worker"
 
 
 def test_every_role_has_permissions():
