@@ -134,7 +134,11 @@ def declare_delayed_delivery(connection: Connection) -> None:
     the `celery_delayed_delivery` exchange they end in, and its binding to each work queue.
 
     For the release phase: a worker without the configure permission cannot declare them.
+    Only on RabbitMQ (AMQP), as Celery's worker does: the filesystem broker of development has
+    no exchange bindings, and no delayed delivery to prepare.
     """
+    if connection.transport.driver_type != "amqp":
+        return
     declare_native_delayed_delivery_exchanges_and_queues(
         connection, settings.CELERY_BROKER_NATIVE_DELAYED_DELIVERY_QUEUE_TYPE
     )
