@@ -6,6 +6,7 @@ to 127.0.0.1 is connecting to a server whose certificate names another host. A s
 which signed nothing the servers serve, stands for a CA the client wrongly trusts.
 """
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -60,6 +61,8 @@ def tls_broker(authority):
         yield node
     finally:
         node.stop()
+        # Unlike other private nodes' directories, not kept for the logs: it holds a key.
+        shutil.rmtree(node.directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="package")
