@@ -4,12 +4,13 @@ import time
 
 from kombu import Connection, Producer
 
+from messaging.broker import broker_ssl
 from messaging.parking import declare_dead_letter_queues
 from messaging.topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES, declare_topology
 
 
 def connect(url: str) -> Connection:
-    connection = Connection(url, connect_timeout=5)
+    connection = Connection(url, ssl=broker_ssl(url), connect_timeout=5)
     connection.ensure_connection(max_retries=3)
     return connection
 

@@ -58,6 +58,17 @@ class Node:
         return self.name.split("@")[0]
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """An amqps listener on each node, at its AMQP port + `port_offset`, serving a certificate
+    and key (PEM files, copied into each node's directory) signed by the CA in `ca_file`."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    port_offset: int = 1
+
+
 class RabbitCluster:
     """The nodes, their directories and the commands that drive them."""
 
@@ -71,9 +82,11 @@ class RabbitCluster:
         addresses: tuple[str, ...] = ("127.0.0.1",),
         epmd_port: int | None = None,
         root: str = RABBITMQ_ROOT,
+        tls: TlsListener | None = None,
     ) -> None:
         self.directory = Path(directory)
         self.root = root
+        self.tls = tls
         self.addresses = tuple(addresses)
         self.epmd_port = epmd_port or base_port - 1300  # 5681 -> 4381
         self.nodes = [
@@ -165,6 +178,7 @@ class RabbitCluster:
         )
         (node.home / "rabbitmq.conf").write_text(
             listeners
+            + self._tls_config(node)
             # Guest from the simulated hosts too: the nodes listen on private addresses only.
             + "loopback_users = none\n"
             + "cluster_partition_handling = pause_minority\n"
@@ -174,6 +188,27 @@ class RabbitCluster:
             uid, gid = self._rabbitmq_ids()
             for path in [node.home, *node.home.rglob("*")]:
                 os.chown(path, uid, gid)
+
+    def _tls_config(self, node: Node) -> str:
+        """The node's amqps listener, with copies of the PEM files in its own directory (the
+        only one a node run from RABBITMQ_ROOT sees, and readable by the rabbitmq user)."""
+        if self.tls is None:
+            return ""
+        files = {"cacertfile": "ca.pem", "certfile": "cert.pem", "keyfile": "key.pem"}
+        sources = (self.tls.ca_file, self.tls.cert_file, self.tls.key_file)
+        for source, name in zip(sources, files.values(), strict=True):
+            shutil.copyfile(source, node.home / name)
+        (node.home / "key.pem").chmod(0o600)
+        return (
+            "".join(
+                f"listeners.ssl.{n} = {address}:{node.port + self.tls.port_offset}\n"
+                for n, address in enumerate(self.addresses, start=1)
+            )
+            + "".join(f"ssl_options.{key} = {node.home / name}\n" for key, name in files.items())
+            # Clients are not asked for certificates: they log in with a password.
+            + "ssl_options.verify = verify_none\n"
+            + "ssl_options.fail_if_no_peer_cert = false\n"
+        )
 
     def _rabbitmq_ids(self) -> tuple[int, int]:
         """The rabbitmq user the nodes run as: the root's own when they run from one."""

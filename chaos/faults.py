@@ -134,9 +134,10 @@ def reject_copy(
     from kombu import Connection, Producer
 
     from config.celery import app
+    from messaging.broker import broker_ssl
 
     queue = app.amqp.router.route({}, task_name)["queue"].name
-    with Connection(broker_url, connect_timeout=5) as connection:
+    with Connection(broker_url, ssl=broker_ssl(broker_url), connect_timeout=5) as connection:
         channel = connection.channel()
         channel.queue_declare(
             queue=REJECTS_QUEUE,
@@ -173,9 +174,11 @@ def take_and_reject(broker_url: str, queue: str, *, count: int, timeout: float) 
     a message whose retries ran out: RabbitMQ dead-letters them. Their message ids."""
     from kombu import Connection
 
+    from messaging.broker import broker_ssl
+
     taken: set[str] = set()
     deadline = time.monotonic() + timeout
-    with Connection(broker_url, connect_timeout=5) as connection:
+    with Connection(broker_url, ssl=broker_ssl(broker_url), connect_timeout=5) as connection:
         channel = connection.channel()
         while len(taken) < count and time.monotonic() < deadline:
             message = channel.basic_get(queue=queue)

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from .cluster import ClusterError, Node, RabbitCluster
+from .cluster import ClusterError, Node, RabbitCluster, TlsListener
 
 # What the alarms are set to and cleared back to (RabbitMQ's defaults when cleared).
 ALARM_MEMORY_WATERMARK = "0.0000001"  # of the machine's memory: always exceeded
@@ -36,10 +36,17 @@ NORMAL_DISK_FREE_LIMIT = "50MB"
 class PrivateNode:
     """A single RabbitMQ node on `port` (distribution on port + 20000)."""
 
-    def __init__(self, *, name: str = "private", port: int, directory: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str = "private",
+        port: int,
+        directory: Path | None = None,
+        tls: TlsListener | None = None,
+    ) -> None:
         self.directory = Path(directory or default_directory(name, port))
         self._cluster = RabbitCluster(
-            directory=self.directory, size=1, base_port=port, prefix=f"{name}-n"
+            directory=self.directory, size=1, base_port=port, prefix=f"{name}-n", tls=tls
         )
 
     @classmethod
@@ -61,9 +68,18 @@ class PrivateNode:
         """amqp://guest:guest@127.0.0.1:<port>/<vhost>; the default vhost unless named."""
         return f"amqp://guest:guest@127.0.0.1:{self.node.port}/{vhost}"
 
+    def tls_url(self, host: str = "localhost", vhost: str = "") -> str:
+        """amqps://guest:guest@<host>:<TLS port>/<vhost>, for a node started with `tls`."""
+        tls = self._cluster.tls
+        if tls is None:
+            raise ClusterError(f"{self.name} has no TLS listener")
+        return f"amqps://guest:guest@{host}:{self.node.port + tls.port_offset}/{vhost}"
+
     def start(self, timeout: float = 120) -> "PrivateNode":
         """Start from a fresh directory; at once a ClusterError if its ports are taken."""
         ports = (self.node.port, self.node.dist_port)
+        if self._cluster.tls is not None:
+            ports += (self.node.port + self._cluster.tls.port_offset,)
         deadline = time.monotonic() + 20  # a node just stopped may still hold them briefly
         while (taken := [port for port in ports if _listening(port)]) and (
             time.monotonic() < deadline

@@ -20,6 +20,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config import sentry
 from config.processes import DATABASE_PROCESSES, PROCESSES, process_of
 from core.logcontext import logging_config
+from core.tls import amqp_ssl_options
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,6 +79,13 @@ if BROKER_URLS.get(PROCESS):
     # Celery takes a CELERY_BROKER_URL environment variable over the setting above, but
     # connects with the read and write URLs, which win over it: the role's own.
     CELERY_BROKER_READ_URL = CELERY_BROKER_WRITE_URL = CELERY_BROKER_URL
+# TLS to the broker: an amqps:// URL is verified (certificate and host name, never neither)
+# against the CAs in this PEM file, else the system's; BROKER_SSL_SERVER_NAME is the name the
+# certificates must carry when the failover nodes have different names (docs/security.md, TLS).
+BROKER_SSL_CA_FILE = env.str("BROKER_SSL_CA_FILE", default="")
+BROKER_SSL_SERVER_NAME = env.str("BROKER_SSL_SERVER_NAME", default="")
+if BROKER_SSL_CA_FILE and not Path(BROKER_SSL_CA_FILE).is_file():
+    raise ImproperlyConfigured(f"BROKER_SSL_CA_FILE={BROKER_SSL_CA_FILE}: no such file.")
 # Whether this process declares the queues and exchanges it uses (idempotent, but it needs the
 # configure permission) or only checks, with passive declares, that the release declared them.
 # On unless the process connects as its role's own user: only the release's user may configure.
@@ -409,6 +417,15 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # (one at a time, prefetch 1) for up to a second.
         "polling_interval": 0.1,
     }
+# Every connection Celery opens (workers, beat, publishing): TLS as the URL asks, verified.
+CELERY_BROKER_USE_SSL = amqp_ssl_options(
+    CELERY_BROKER_URL, ca_file=BROKER_SSL_CA_FILE, server_name=BROKER_SSL_SERVER_NAME
+)
+if BROKER_SSL_CA_FILE and not CELERY_BROKER_USE_SSL:
+    raise ImproperlyConfigured(
+        "BROKER_SSL_CA_FILE is set, but the broker URL is not amqps://: it would connect "
+        "without TLS."
+    )
 CELERY_BROKER_CONNECTION_TIMEOUT = BROKER_CONNECTION_TIMEOUT
 CELERY_BROKER_HEARTBEAT = BROKER_HEARTBEAT
 # A worker restarted under its old node name while the broker still holds its dead

@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError
 
 from config.celery import app
 from core import errorreports, tracing
+from core.tls import amqp_ssl_options
 
 from . import metrics
 from .topology import declare_topology
@@ -345,6 +346,15 @@ def _declare_topology_once(connection) -> None:
         _topology_declared = True
 
 
+def broker_ssl(url: str) -> dict | bool:
+    """TLS options for a connection to `url` (False for amqp://): what Celery's own
+    connections get for the configured URL, for a connection opened to a URL named at call time.
+    """
+    return amqp_ssl_options(
+        url, ca_file=settings.BROKER_SSL_CA_FILE, server_name=settings.BROKER_SSL_SERVER_NAME
+    )
+
+
 def ping_broker(*, timeout: float) -> None:
     """Connect to the configured broker (login and virtual host included), then disconnect.
 
@@ -352,7 +362,8 @@ def ping_broker(*, timeout: float) -> None:
     within about `timeout` seconds. Reads CELERY_BROKER_URL (this process's role's URL, see
     settings.BROKER_URLS) at call time.
     """
+    url = settings.CELERY_BROKER_URL
     with app.connection_for_write(
-        url=settings.CELERY_BROKER_URL, connect_timeout=timeout
+        url=url, ssl=broker_ssl(url), connect_timeout=timeout
     ) as connection:
         connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0)

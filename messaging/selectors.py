@@ -12,7 +12,7 @@ from django.db.models import Count, Min, QuerySet
 
 from config.celery import app
 
-from .broker import BROKER_ERRORS
+from .broker import BROKER_ERRORS, broker_ssl
 from .models import DeadLetter, OutboxMessage
 from .topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
 
@@ -50,7 +50,9 @@ def queue_depths(
     timeout = settings.BROKER_CONNECTION_TIMEOUT if timeout is None else timeout
     unavailable = [QueueDepth(name=name, messages=None, consumers=None) for name in names]
     try:
-        with app.connection_for_read(url=url, connect_timeout=timeout) as connection:
+        # A URL of its own, its own TLS options; else the app's, which Celery knows.
+        ssl = broker_ssl(url) if url else None
+        with app.connection_for_read(url=url, ssl=ssl, connect_timeout=timeout) as connection:
             connection.ensure_connection(max_retries=1, interval_start=0, timeout=timeout)
             counts_consumers = connection.transport.driver_type == "amqp"
             return [_passive_declare(connection, name, counts_consumers) for name in names]

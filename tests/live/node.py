@@ -29,15 +29,18 @@ def private_node(name: str = "tests") -> Iterator[PrivateNode]:
 
 @contextmanager
 def celery_app_on(url: str) -> Iterator[None]:
-    """This process's Celery app publishing to `url`, then to its own broker again."""
+    """This process's Celery app publishing to `url` (over TLS for amqps://), then to its own
+    broker again."""
     from messaging import broker
 
     own_url, own_env = app.conf.broker_url, os.environ.get("CELERY_BROKER_URL")
+    own_ssl = app.conf.broker_use_ssl
     own_declared = broker._topology_declared
     _reset_pools()
     # Celery reads CELERY_BROKER_URL from the environment before its configuration.
     os.environ["CELERY_BROKER_URL"] = url
     app.conf.broker_url = url
+    app.conf.broker_use_ssl = broker.broker_ssl(url)
     broker._topology_declared = False  # a new broker has none of the queues yet
     try:
         yield
@@ -48,6 +51,7 @@ def celery_app_on(url: str) -> Iterator[None]:
         else:
             os.environ["CELERY_BROKER_URL"] = own_env
         app.conf.broker_url = own_url
+        app.conf.broker_use_ssl = own_ssl
         broker._topology_declared = own_declared
 
 
