@@ -10,6 +10,7 @@ The users are made with rabbitmqctl, on the broker's node (its Erlang cookie is 
 administrator's credential): the management plugin, the other way, is not enabled everywhere.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -146,19 +147,20 @@ def create_users(users: list[BrokerUser], *, node: str | None = None) -> None:
     """
     existing = {line.split("\t")[0] for line in _ctl(node, "list_users").splitlines()}
     for user in users:
-        # The password on stdin, not the command line, where `ps` would show it.
-        if user.name in existing:
-            _ctl(node, "change_password", user.name, stdin=user.password)
-        else:
-            _ctl(node, "add_user", user.name, stdin=user.password)
+        # The password as an argument: RabbitMQ 4.0's rabbitmqctl did not read it from stdin
+        # when run in a node's own root (scripts/lib/rabbitmq4.sh). `ps` on the broker's node
+        # shows it for the moment the command runs; run this where only operators log in.
+        verb = "change_password" if user.name in existing else "add_user"
+        _ctl(node, verb, user.name, user.password)
         p = user.permissions
         _ctl(node, "set_permissions", "-p", user.vhost, user.name, p.configure, p.write, p.read)
 
 
 def _ctl(node: str | None, *args: str, stdin: str | None = None) -> str:
-    if not shutil.which("rabbitmqctl"):
-        raise BrokerUsersError("rabbitmqctl is not on PATH: run this on a node of the broker.")
-    command = ["rabbitmqctl", "-q", *(["-n", node] if node else []), *args]
+    ctl = os.environ.get("RABBITMQCTL", "rabbitmqctl")  # scripts/test.sh names its node's
+    if not shutil.which(ctl):
+        raise BrokerUsersError(f"{ctl} is not on PATH: run this on a node of the broker.")
+    command = [ctl, "-q", *(["-n", node] if node else []), *args]
     try:
         done = subprocess.run(  # noqa: S603 - the broker's own admin tool
             command, input=stdin, capture_output=True, text=True, check=True, timeout=60

@@ -4,7 +4,7 @@
 
 PG_TMP="" PG_CTL="" AS_PG=() RABBIT_TMP="" RABBIT_PID="" RABBIT_EPMD_PORT="" RABBIT_EPMD=(epmd)
 # rabbitmqctl for the broker the run uses, where we may administer it; the run's own vhost.
-RABBIT_CTL=() TEST_VHOST=""
+RABBIT_CTL=() TEST_VHOST="" CTL_WRAPPER=""
 RABBIT_LOG_SUFFIX=""  # of the copy of a throwaway node's log kept in test-artifacts/broker/
 
 note() { echo "${0##*/}: $*" >&2; }
@@ -152,6 +152,16 @@ use_own_vhost() {  # a vhost for this run alone, made now and deleted at exit (c
   CELERY_BROKER_URL=$(python3 -c 'import sys, urllib.parse as u; p = u.urlsplit(sys.argv[1])
 print(p.scheme + "://" + p.netloc + "/" + u.quote(sys.argv[2], safe=""))' "$CELERY_BROKER_URL" "$TEST_VHOST")
   export CELERY_BROKER_URL
+  export_rabbitmqctl
+}
+
+export_rabbitmqctl() {  # RABBITMQCTL: a command that administers the run's broker, for the tests
+  # that make users on it (tests/broker_users). A throwaway node's rabbitmqctl needs its own
+  # cookie, ports and (RabbitMQ 4) root: the one on PATH would reach another node.
+  CTL_WRAPPER=$(mktemp "${TMPDIR:-/tmp}/orderflow-rabbitmqctl.XXXXXX")
+  { echo '#!/bin/sh'; printf 'exec'; printf ' %q' "${RABBIT_CTL[@]}"; echo ' "$@"'; } >"$CTL_WRAPPER"
+  chmod +x "$CTL_WRAPPER"
+  export RABBITMQCTL=$CTL_WRAPPER
 }
 
 cleanup_services() {
@@ -175,6 +185,6 @@ cleanup_services() {
     mkdir -p "${ROOT:-.}/test-artifacts/broker" &&
       cat "$RABBIT_TMP"/log/*.log >"${ROOT:-.}/test-artifacts/broker/throwaway-rabbitmq${RABBIT_LOG_SUFFIX:-}.log" 2>/dev/null
   fi
-  rm -rf ${PG_TMP:+"$PG_TMP"} ${RABBIT_TMP:+"$RABBIT_TMP"}
+  rm -rf ${PG_TMP:+"$PG_TMP"} ${RABBIT_TMP:+"$RABBIT_TMP"} ${CTL_WRAPPER:+"$CTL_WRAPPER"}
   exit "$rc"
 }
