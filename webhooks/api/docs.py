@@ -26,7 +26,8 @@ Each event is POSTed as JSON to the endpoint's URL with these headers:
   any `v1` matches (compare in constant time) and `t` is within 5 minutes of your clock.
 
 Answer 2xx to take it. 5xx, 408, 429 and timeouts (5 s per read) are retried with
-exponential backoff for about a day, then the delivery fails; other 4xx and 3xx fail at once.
+exponential backoff (10 attempts over at most 85 minutes by default), then the delivery
+fails; other 4xx and 3xx fail at once.
 Redirects are not followed. Events of one order may arrive out of order or more than once:
 `data.order.version` orders them.
 """
