@@ -6,9 +6,7 @@ import socket
 import ssl
 import subprocess
 import threading
-from functools import partial
 
-import httpx
 import pytest
 
 from webhooks import sender, targets
@@ -65,7 +63,7 @@ def https_server(authority, certificate_name: str) -> http.server.HTTPServer:
 def trusting_the_test_ca(authority, monkeypatch):
     """The sender's client, trusting the throwaway CA instead of the system's."""
     context = ssl.create_default_context(cafile=str(authority / "ca.pem"))
-    monkeypatch.setattr(sender.httpx, "Client", partial(httpx.Client, verify=context))
+    monkeypatch.setattr(sender, "tls_context", lambda: context)
 
 
 @pytest.fixture
@@ -113,3 +111,33 @@ def test_a_certificate_for_another_name_is_refused(
     assert not answer.delivered
     assert answer.retryable
     assert "connection failed" in answer.error
+
+
+def test_a_server_signed_by_a_ca_the_sender_does_not_trust_is_refused(
+    authority, name_resolving_to_loopback
+):
+    server = https_server(authority, NAME)  # the throwaway CA: not among certifi's
+    try:
+        answer = post(server.server_address[1])
+    finally:
+        server.shutdown()
+
+    assert not answer.delivered
+    assert "CERTIFICATE_VERIFY_FAILED" in answer.error
+
+
+def test_every_request_verifies_with_one_context_made_once(monkeypatch, name_resolving_to_loopback):
+    # Loading the CAs for each request cost more CPU than the rest of a delivery.
+    contexts = []
+
+    class Recording(sender.httpx.Client):
+        def __init__(self, **kwargs):
+            contexts.append(kwargs["verify"])
+            super().__init__(**kwargs)
+
+    monkeypatch.setattr(sender.httpx, "Client", Recording)
+    for port in (1, 2):  # nothing listens there: the connection fails, the client was made
+        assert not post(port).delivered
+
+    assert len(contexts) == 2 and contexts[0] is contexts[1]
+    assert contexts[0].verify_mode == ssl.CERT_REQUIRED and contexts[0].check_hostname
