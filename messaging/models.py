@@ -16,6 +16,8 @@ class OutboxMessage(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     task_name = models.CharField(max_length=200)
+    # Which relay publishes it (messaging.topology.lane_of): webhook deliveries have their own.
+    lane = models.CharField(max_length=50, default="main")
     kwargs = models.JSONField(default=dict)
     headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -27,9 +29,10 @@ class OutboxMessage(models.Model):
     class Meta:
         ordering = ["created_at"]
         indexes = [
-            # The relay's query: the oldest unpublished rows. Partial, so it stays small.
+            # The relay's query: the oldest unpublished rows of its lane. Partial, so it
+            # stays small.
             models.Index(
-                fields=["created_at"],
+                fields=["lane", "created_at"],
                 condition=Q(published_at__isnull=True),
                 name="outbox_unpublished_idx",
             ),

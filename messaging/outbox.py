@@ -10,7 +10,7 @@ a message published twice is the same message and consumers apply it once.
 
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 
 from django.conf import settings
@@ -23,6 +23,7 @@ from core import errorreports, logcontext, tracing
 from . import metrics
 from .broker import BROKER_ERRORS, BatchPublisher, send_message, send_messages
 from .models import OutboxMessage
+from .topology import lane_of
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +44,24 @@ def enqueue(
     becomes unpublished again; if it was pruned, it is written anew with this content.
     """
     headers = _with_context(headers)
+    content = {
+        "task_name": task_name,
+        "lane": lane_of(task_name),
+        "kwargs": kwargs,
+        "headers": headers,
+    }
     if message_id is None:
-        message = OutboxMessage.objects.create(task_name=task_name, kwargs=kwargs, headers=headers)
+        message = OutboxMessage.objects.create(**content)
     else:
         message, _ = OutboxMessage.objects.update_or_create(
             id=message_id,
-            defaults={"published_at": None, "attempts": 0, "last_error": ""},
-            create_defaults={"task_name": task_name, "kwargs": kwargs, "headers": headers},
+            defaults={
+                "published_at": None,
+                "attempts": 0,
+                "last_error": "",
+                "lane": content["lane"],
+            },
+            create_defaults=content,
         )
     _publish_after_commit(message)
     return message
@@ -59,9 +71,9 @@ def enqueue_new(*, task_name: str, kwargs_by_id: dict[uuid.UUID, dict]) -> list[
     """Store new messages of one task under ids the caller chose, in one statement; like
     enqueue() otherwise. For a message that names its own subject, as a webhook delivery's
     id is its message's."""
-    headers = _with_context(None)
+    headers, lane = _with_context(None), lane_of(task_name)
     messages = OutboxMessage.objects.bulk_create(
-        OutboxMessage(id=message_id, task_name=task_name, kwargs=kwargs, headers=headers)
+        OutboxMessage(id=message_id, task_name=task_name, lane=lane, kwargs=kwargs, headers=headers)
         for message_id, kwargs in kwargs_by_id.items()
     )
     for message in messages:
@@ -122,11 +134,13 @@ def publish_committed(message: OutboxMessage) -> bool:
 def publish_pending(
     *,
     ids: Iterable[uuid.UUID] | None = None,
+    lanes: Collection[str] | None = None,
     limit: int = 100,
     min_age: timedelta | None = None,
     publisher: BatchPublisher | None = None,
 ) -> int:
-    """Publish unpublished outbox rows (all, or those in `ids`); return how many went out.
+    """Publish unpublished outbox rows (all, or those in `ids`, of `lanes`); return how
+    many went out.
 
     Rows are locked with SKIP LOCKED, so any number of relays never publish one row at the
     same time. The batch is published in one go (messaging.broker.send_messages) and each
@@ -141,6 +155,8 @@ def publish_pending(
         )
         if ids is not None:
             pending = pending.filter(id__in=list(ids))
+        if lanes is not None:
+            pending = pending.filter(lane__in=list(lanes))
         if min_age is not None:
             pending = pending.filter(created_at__lte=timezone.now() - min_age)
         rows = pending.order_by("created_at").values_list("id", "task_name", "kwargs", "headers")

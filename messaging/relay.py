@@ -1,8 +1,10 @@
 """The relay: publishes the outbox, woken by PostgreSQL as soon as a transaction commits rows.
 
-A trigger on the outbox table (migration 0005) sends NOTIFY on NOTIFY_CHANNEL for every row
-written unpublished; PostgreSQL delivers it only when that transaction commits, so the relay
-never wakes for a row it cannot see yet. The relay LISTENs on a connection of its own,
+A trigger on the outbox table (migrations 0005, 0006) sends NOTIFY on NOTIFY_CHANNEL, naming
+the row's lane, for every row written unpublished; PostgreSQL delivers it only when that
+transaction commits, so the relay never wakes for a row it cannot see yet. A relay publishes
+its lanes only (messaging.topology: the main lane, webhook deliveries) and sleeps through
+the others' commits. The relay LISTENs on a connection of its own,
 publishes everything due in batches on one kept broker connection (one confirm wait per
 batch), and falls back to polling every `interval` seconds: a missed notification (the
 listening connection was down) delays a message, never loses it. Any number of relays may
@@ -12,7 +14,7 @@ run: rows are locked with SKIP LOCKED, so each row goes out from one of them.
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import timedelta
 
 import psycopg
@@ -31,14 +33,16 @@ DatabaseErrors = (DatabaseError, InterfaceError)
 
 
 class Wakeups:
-    """LISTEN on NOTIFY_CHANNEL; wait() returns at the first notification or the timeout.
+    """LISTEN on NOTIFY_CHANNEL; wait() returns at the first notification for one of `lanes`
+    (any, when None) or the timeout.
 
     A database without LISTEN (SQLite, for development) or a listening connection that
     fails makes wait() a plain sleep; the next call tries to listen again.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: Collection[str] | None = None) -> None:
         self._listener = None
+        self._lanes = None if lanes is None else frozenset(lanes)
 
     def wait(self, timeout: float) -> bool:
         """Until a notification arrives (True) or `timeout` seconds pass (False)."""
@@ -48,7 +52,9 @@ class Wakeups:
             if listener is None:
                 time.sleep(timeout)
                 return False
-            woken = any(True for _ in listener.notifies(timeout=timeout, stop_after=1))
+            woken = False
+            while not woken and (left := timeout - (time.monotonic() - started)) > 0:
+                woken = any(self._mine(n) for n in listener.notifies(timeout=left, stop_after=1))
             # Notifications of the same commits queued meanwhile: one pass publishes them all.
             for _ in listener.notifies(timeout=0):
                 pass
@@ -58,6 +64,9 @@ class Wakeups:
             self.close()
             time.sleep(max(0.0, timeout - (time.monotonic() - started)))
             return False
+
+    def _mine(self, notification) -> bool:
+        return self._lanes is None or notification.payload in self._lanes
 
     def close(self) -> None:
         if self._listener is not None:
@@ -80,20 +89,28 @@ class Wakeups:
 def run(
     *,
     interval: float,
+    lanes: Collection[str] | None = None,
     batch: int,
     min_age: float,
     gather: float = 0.0,
     once: bool = False,
     stopping: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Publish what is due, then wait for a commit (or `interval`), until `stopping()`.
+    """Publish what is due in `lanes` (all, when None), then wait for a commit to one of
+    them (or `interval`), until `stopping()`.
 
     A commit that comes less than `gather` seconds after the last pass began waits for the
     rest of that time, so a busy relay publishes a batch per `gather` instead of a pass per
     commit; a commit after a quiet spell is published at once.
     """
-    wakeups, publisher = Wakeups(), BatchPublisher()
-    logger.info("relay started: interval=%ss batch=%s min_age=%ss", interval, batch, min_age)
+    wakeups, publisher = Wakeups(lanes), BatchPublisher()
+    logger.info(
+        "relay started: lanes=%s interval=%ss batch=%s min_age=%ss",
+        ",".join(lanes) if lanes is not None else "all",
+        interval,
+        batch,
+        min_age,
+    )
     checked = 0.0
     try:
         while not stopping():
@@ -106,7 +123,10 @@ def run(
             began = time.monotonic()
             try:
                 published = publish_pending(
-                    limit=batch, min_age=timedelta(seconds=min_age), publisher=publisher
+                    lanes=lanes,
+                    limit=batch,
+                    min_age=timedelta(seconds=min_age),
+                    publisher=publisher,
                 )
             except DatabaseErrors as error:
                 logger.warning("relay: database unavailable, retrying: %s", error)

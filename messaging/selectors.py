@@ -14,7 +14,7 @@ from config.celery import app
 
 from .broker import BROKER_ERRORS, broker_ssl
 from .models import DeadLetter, OutboxMessage
-from .topology import DEAD_LETTER_QUEUE, PARKING_QUEUE, WORK_QUEUES
+from .topology import DEAD_LETTER_QUEUE, LANES, PARKING_QUEUE, WORK_QUEUES
 
 logger = logging.getLogger(__name__)
 
@@ -130,12 +130,17 @@ class UnpublishedOutbox:
     oldest_created_at: datetime | None
 
 
-def unpublished_outbox() -> UnpublishedOutbox:
-    """How many outbox rows wait to be published, and when the oldest was written. One query."""
-    found = OutboxMessage.objects.filter(published_at__isnull=True).aggregate(
-        count=Count("pk"), oldest=Min("created_at")
-    )
-    return UnpublishedOutbox(count=found["count"], oldest_created_at=found["oldest"])
+def unpublished_outbox() -> dict[str, UnpublishedOutbox]:
+    """By lane, every lane named: how many outbox rows wait to be published, and when the
+    oldest was written. One query."""
+    found = {
+        row["lane"]: UnpublishedOutbox(count=row["count"], oldest_created_at=row["oldest"])
+        for row in OutboxMessage.objects.filter(published_at__isnull=True)
+        .values("lane")
+        .annotate(count=Count("pk"), oldest=Min("created_at"))
+        .order_by()
+    }
+    return {lane: found.get(lane, UnpublishedOutbox(0, None)) for lane in (*LANES, *found)}
 
 
 def count_new_dead_letters() -> int:

@@ -22,6 +22,13 @@ MAINTENANCE_QUEUE = "maintenance"  # housekeeping sent by Celery beat (messaging
 # never hold up a step of the pipeline.
 WEBHOOK_QUEUE = "webhooks"
 WORK_QUEUES = (*STEP_QUEUES, MAINTENANCE_QUEUE, WEBHOOK_QUEUE)
+# The outbox's lanes, each published by a relay of its own (`relay_outbox --lane`). Webhook
+# deliveries have theirs: however many wait (a fan-out to many endpoints, a relay down),
+# the pipeline's messages never queue behind them, and publishing them costs the pipeline's
+# relay nothing. Every other task is in the main lane.
+MAIN_LANE = "main"
+OWN_LANE_QUEUES = (WEBHOOK_QUEUE,)
+LANES = (MAIN_LANE, *OWN_LANE_QUEUES)
 DEAD_LETTER_EXCHANGE = "dead_letter"
 DEAD_LETTER_QUEUE = "dead_letter"
 PARKING_EXCHANGE = "dead_letter_parked"
@@ -71,6 +78,17 @@ def parking_queue() -> Queue:
         durable=True,
         queue_arguments={"x-queue-type": "classic"},
     )
+
+
+def queue_of(task_name: str) -> str:
+    """The queue a task is routed to: its name's first part (config/celery.py's routes)."""
+    return task_name.split(".", 1)[0]
+
+
+def lane_of(task_name: str) -> str:
+    """The outbox lane of a task's messages."""
+    queue = queue_of(task_name)
+    return queue if queue in OWN_LANE_QUEUES else MAIN_LANE
 
 
 def work_queue(name: str, *, declare: bool = True) -> Queue:

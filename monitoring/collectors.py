@@ -59,23 +59,25 @@ class PipelineStateCollector:
         )
         for status, count in by_status.items():
             orders.add_metric([status], count)
-        age = (
-            (timezone.now() - outbox.oldest_created_at).total_seconds()
-            if outbox.oldest_created_at
-            else 0.0
+        waiting = GaugeMetricFamily(
+            "orderflow_outbox_unpublished_messages",
+            "Outbox rows not yet confirmed by the broker, by lane (the relay that publishes them).",
+            labels=["lane"],
         )
+        oldest = GaugeMetricFamily(
+            "orderflow_outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest unpublished outbox row, by lane; 0 when there is none.",
+            labels=["lane"],
+        )
+        now = timezone.now()
+        for lane, unpublished in outbox.items():
+            waiting.add_metric([lane], unpublished.count)
+            created = unpublished.oldest_created_at
+            oldest.add_metric([lane], max(0.0, (now - created).total_seconds()) if created else 0.0)
         return [
             orders,
-            GaugeMetricFamily(
-                "orderflow_outbox_unpublished_messages",
-                "Outbox rows not yet confirmed by the broker.",
-                value=outbox.count,
-            ),
-            GaugeMetricFamily(
-                "orderflow_outbox_oldest_unpublished_age_seconds",
-                "Age of the oldest unpublished outbox row; 0 when there is none.",
-                value=max(0.0, age),
-            ),
+            waiting,
+            oldest,
             GaugeMetricFamily(
                 "orderflow_dead_letters_new",
                 "Dead letters waiting for an operator (status NEW).",

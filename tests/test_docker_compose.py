@@ -24,7 +24,7 @@ def test_every_procfile_process_is_a_compose_service_with_the_same_command():
 def test_the_app_waits_for_the_release_and_the_release_for_healthy_services():
     services = compose()["services"]
 
-    for name in ("web", "worker", "webhooks", "relay", "deadletters"):
+    for name in ("web", "worker", "webhooks", "relay", "webhooks_relay", "deadletters"):
         assert services[name]["depends_on"] == {
             "release": {"condition": "service_completed_successfully"}
         }, name

@@ -76,6 +76,7 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
         "worker",
         "webhooks",
         "relay",
+        "webhooks_relay",
         "deadletters",
         "beat",
     }

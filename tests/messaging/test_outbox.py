@@ -213,6 +213,36 @@ def test_publish_pending_publishes_only_the_given_ids(broker):
     assert outbox.publish_pending(ids=[]) == 0
 
 
+def test_publish_pending_publishes_only_the_given_lanes(broker):
+    step = OutboxMessageFactory(task_name="billing.charge_order")
+    delivery = OutboxMessageFactory(task_name="webhooks.deliver", lane="webhooks")
+
+    assert outbox.publish_pending(lanes=["webhooks"]) == 1
+    assert broker.task_ids == [delivery.id]
+    assert outbox.publish_pending(lanes=["main"]) == 1
+    assert broker.task_ids == [delivery.id, step.id]
+
+
+def test_a_message_is_stored_in_its_tasks_lane_and_a_replay_moves_it_there():
+    with transaction.atomic():
+        step = outbox.enqueue(task_name="fraud.screen_order", kwargs={})
+        delivery = outbox.enqueue(task_name="webhooks.deliver", kwargs={})
+        (fanned_out,) = outbox.enqueue_new(
+            task_name="webhooks.deliver", kwargs_by_id={uuid.uuid4(): {}}
+        )
+    # A webhook delivery's row written before lanes were: replayed, it goes to its lane.
+    old = OutboxMessageFactory(task_name="webhooks.deliver", published_at=timezone.now())
+    outbox.enqueue(task_name=old.task_name, kwargs=old.kwargs, message_id=old.id)
+
+    lanes = dict(OutboxMessage.objects.values_list("id", "lane"))
+    assert lanes == {
+        step.id: "main",
+        delivery.id: "webhooks",
+        fanned_out.id: "webhooks",
+        old.id: "webhooks",
+    }
+
+
 def test_publish_pending_publishes_at_most_limit_rows_the_oldest(broker):
     rows = OutboxMessageFactory.create_batch(5)
     placed(rows, minutes_ago=[5, 4, 3, 2, 1])

@@ -67,6 +67,20 @@ def test_marking_rows_published_wakes_no_one_and_a_replay_does(wakeups):
     assert wakeups.wait(10) is True
 
 
+def test_a_relay_of_one_lane_sleeps_through_the_other_lanes_commits(transactional_db):
+    main_only = relay.Wakeups(lanes=["main"])
+    try:
+        assert main_only.wait(0) is False  # listening from here on
+        OutboxMessageFactory(task_name="webhooks.deliver", lane="webhooks")
+        assert main_only.wait(0.5) is False
+
+        OutboxMessageFactory(task_name="webhooks.deliver", lane="webhooks")
+        OutboxMessageFactory(task_name="billing.charge_order")
+        assert main_only.wait(10) is True  # woken by its own lane's commit, past the other
+    finally:
+        main_only.close()
+
+
 def test_a_lost_listening_connection_is_listened_on_again(wakeups):
     with connection.cursor() as cursor:
         cursor.execute(

@@ -42,6 +42,7 @@ def test_the_state_gauges_count_the_rows_in_the_database():
         created_at=timezone.now() - timedelta(seconds=120)
     )
     OutboxMessageFactory(published_at=timezone.now())  # published: not counted
+    OutboxMessageFactory(task_name="webhooks.deliver", lane="webhooks")
     DeadLetterFactory()  # NEW, its order FAILED at the step
     DeadLetterFactory(status=DeadLetter.Status.DISCARDED)
 
@@ -52,8 +53,11 @@ def test_the_state_gauges_count_the_rows_in_the_database():
     assert state[("orderflow_orders", (("status", "PROCESSED"),))] == 1
     assert state[("orderflow_orders", (("status", "FAILED"),))] == 2
     assert state[("orderflow_orders", (("status", "CANCELED"),))] == 0
-    assert state[("orderflow_outbox_unpublished_messages", ())] == 2
-    assert 120 <= state[("orderflow_outbox_oldest_unpublished_age_seconds", ())] < 180
+    main, webhooks = (("lane", "main"),), (("lane", "webhooks"),)
+    assert state[("orderflow_outbox_unpublished_messages", main)] == 2
+    assert 120 <= state[("orderflow_outbox_oldest_unpublished_age_seconds", main)] < 180
+    assert state[("orderflow_outbox_unpublished_messages", webhooks)] == 1
+    assert state[("orderflow_outbox_oldest_unpublished_age_seconds", webhooks)] < 60
     assert state[("orderflow_dead_letters_new", ())] == 1
     # The FAILED order of the discarded dead letter was changed just now: not stuck yet.
     assert state[("orderflow_orders_without_a_way_forward", ())] == 1
@@ -64,8 +68,9 @@ def test_the_state_gauges_count_the_rows_in_the_database():
 def test_an_empty_outbox_has_an_oldest_age_of_zero():
     state = scrape()
 
-    assert state[("orderflow_outbox_unpublished_messages", ())] == 0
-    assert state[("orderflow_outbox_oldest_unpublished_age_seconds", ())] == 0
+    for lane in ("main", "webhooks"):  # every lane, so an alert on it has a series
+        assert state[("orderflow_outbox_unpublished_messages", (("lane", lane),))] == 0
+        assert state[("orderflow_outbox_oldest_unpublished_age_seconds", (("lane", lane),))] == 0
 
 
 @pytest.mark.django_db

@@ -43,7 +43,7 @@ from ..live.wait import wait_until
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True), pytest.mark.timeout(600)]
 
 GRACE_SECONDS = 30  # Heroku's: SIGTERM, then SIGKILL what is left 30 s later
-DYNOS = ("web", "worker", "relay", "deadletters", "beat")
+DYNOS = ("web", "worker", "webhooks", "relay", "webhooks_relay", "deadletters", "beat")
 
 
 def test_the_runtime_and_the_manifest_say_what_the_platform_needs():

@@ -6,6 +6,7 @@ from django.core.management.base import BaseCommand
 from config import tracing
 from core.metrics import serve
 from messaging import relay
+from messaging.topology import LANES
 
 
 class Command(BaseCommand):
@@ -15,6 +16,14 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--lane",
+            dest="lanes",
+            action="append",
+            choices=LANES,
+            help="publish this lane's messages only (repeatable; default: every lane). "
+            "The Procfile runs a relay for `main` and one for `webhooks`",
+        )
         parser.add_argument(
             "--interval",
             type=float,
@@ -44,6 +53,7 @@ class Command(BaseCommand):
     def handle(
         self,
         *args,
+        lanes: list[str] | None,
         interval: float,
         batch: int,
         min_age: float,
@@ -57,6 +67,7 @@ class Command(BaseCommand):
         if settings.RELAY_METRICS_PORT:
             serve(port=settings.RELAY_METRICS_PORT, process="relay")
         relay.run(
+            lanes=lanes,
             interval=interval,
             batch=batch,
             min_age=min_age,
