@@ -1,6 +1,7 @@
 """Shared fixtures. The suite runs on real PostgreSQL: it refuses to start on anything else."""
 
 import socket
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -19,6 +20,18 @@ def pytest_configure(config: pytest.Config) -> None:
             "Run scripts/test.sh, which finds or starts PostgreSQL and RabbitMQ, "
             "or set DATABASE_URL=postgres://..."
         )
+
+
+# Packages whose every test runs on the real broker: marked `broker` for `-m broker`
+# (.ci/run). A `pytestmark` in a conftest marks nothing, so the marker is added here.
+BROKER_PACKAGES = ("integration", "broker_users", "webhooks_live")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    packages = [Path(__file__).parent / name for name in BROKER_PACKAGES]
+    for item in items:
+        if any(item.path.is_relative_to(package) for package in packages):
+            item.add_marker(pytest.mark.broker)
 
 
 @pytest.fixture(autouse=True)

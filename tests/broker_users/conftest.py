@@ -8,7 +8,6 @@ import io
 import os
 import secrets
 import subprocess
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -20,17 +19,6 @@ from kombu.utils.url import parse_url
 from chaos.broker import reset_topology
 from chaos.processes import ROOT, python_argv
 from messaging.broker_users import BrokerUsersError, _ctl
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here runs on the real broker: mark it so, for `-m broker` (.ci/run).
-
-    A `pytestmark` in a conftest marks nothing, so the marker is added at collection.
-    """
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here):
-            item.add_marker(pytest.mark.broker)
 
 
 def role_urls(admin_url: str) -> dict[str, str]:

@@ -1,7 +1,5 @@
 """The real system for integration tests: PostgreSQL, RabbitMQ, gunicorn, celery, the relay."""
 
-from pathlib import Path
-
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -12,17 +10,6 @@ from chaos.http import ApiClient
 
 from ..factories import UserFactory
 from ..live.system import LiveSystem, database_url
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test here runs on the real broker: mark it so, for `-m broker` (.ci/run).
-
-    A `pytestmark` in a conftest marks nothing, so the marker is added at collection.
-    """
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here):
-            item.add_marker(pytest.mark.broker)
 
 
 @pytest.fixture(scope="package")

@@ -1,8 +1,6 @@
 """A live system with webhooks: web, the pipeline's worker, the webhooks worker, relay and
 dead-letter consumer, and receivers on loopback in the test process."""
 
-from pathlib import Path
-
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -28,13 +26,6 @@ WEBHOOK_ENV = {
     "WEBHOOK_TIMEOUT_SECONDS": "1",
     "WEBHOOK_DEADLINE_SECONDS": "3",
 }
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if item.path.is_relative_to(here):
-            item.add_marker(pytest.mark.broker)
 
 
 @pytest.fixture(scope="package")
