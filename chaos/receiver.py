@@ -29,6 +29,7 @@ class Receiver:
     port: int = field(default_factory=free_port)
     mode: str = OK
     status: int = 500  # the answer in ERROR mode
+    answer: bytes = b"ok"  # the body of every answer
     delay: float = 10.0  # how long SLOW waits before answering
     received: list[Received] = field(default_factory=list)
     _server: ThreadingHTTPServer | None = None
@@ -55,9 +56,9 @@ class Receiver:
                 receiver._record(Received(dict(self.headers), body, 0 if mode == SLOW else status))
                 try:
                     self.send_response(status)
-                    self.send_header("Content-Length", "2")
+                    self.send_header("Content-Length", str(len(receiver.answer)))
                     self.end_headers()
-                    self.wfile.write(b"ok")
+                    self.wfile.write(receiver.answer)
                 except OSError:
                     pass  # the sender gave up waiting
 
