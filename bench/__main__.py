@@ -42,9 +42,9 @@ def main(argv: list[str]) -> int:
     webhooks = runs.add_parser(
         "webhooks", help="the pipeline with every buyer subscribed to webhooks, vs none"
     )
-    webhooks.add_argument("--orders", type=int, default=300)
+    webhooks.add_argument("--orders", type=int, default=500)
     webhooks.add_argument("--concurrency", type=int, default=2)
-    webhooks.add_argument("--rounds", type=int, default=2)
+    webhooks.add_argument("--rounds", type=int, default=6)
     api = runs.add_parser("api", help="POST /api/orders/ against an insert-only view")
     api.add_argument("--clients", type=int, default=8)
     api.add_argument("--seconds", type=float, default=15)

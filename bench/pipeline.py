@@ -156,10 +156,12 @@ def measure_orderflow(
     pool: str = "prefork",
     worker_env: dict[str, str] | None = None,
     relay_env: dict[str, str] | None = None,
+    relay_args: tuple[str, ...] = (),
     buyer_prefix: str = "bench",
     prepare_buyers: Callable[[list], None] | None = None,
 ) -> dict:
-    """Orderflow's worker and relay; `worker_env` and `relay_env` add to each one's environment.
+    """Orderflow's worker and relay; `worker_env` and `relay_env` add to each one's environment,
+    `relay_args` to the relay's command.
     Each call in one invocation needs buyers of its own (`buyer_prefix`), under the hourly rule;
     `prepare_buyers` gets them before the first order (to subscribe them to webhooks)."""
     buyers = make_buyers(orders=orders, prefix=buyer_prefix)
@@ -170,7 +172,10 @@ def measure_orderflow(
         "orderflow-worker", "fraud,billing", concurrency, env | (worker_env or {}), pool=pool
     ).start()
     relay = ManagedProcess(
-        "relay", python_argv("manage.py", "relay_outbox"), env | (relay_env or {}), LOG_DIR
+        "relay",
+        python_argv("manage.py", "relay_outbox", *relay_args),
+        env | (relay_env or {}),
+        LOG_DIR,
     ).start()
     try:
         wait_for_consumers("fraud,billing")
