@@ -1,17 +1,17 @@
-"""Errors of the ordering domain; the API maps them to HTTP codes in ordering/api/exceptions.py."""
+"""Errors of the ordering domain; their kinds (core/errors.py) give their HTTP codes."""
 
-from core.errors import ApplicationError, PermanentError
+from core.errors import ApplicationError, Conflict, NotFound, PermanentError, Unprocessable
 
 
-class OrderNotFound(PermanentError):
+class OrderNotFound(PermanentError, NotFound):
     """No order with that id exists, or the caller may not see it."""
 
 
-class OrderNotCancelable(ApplicationError):
+class OrderNotCancelable(Conflict):
     """The buyer asked to cancel an order that is no longer PENDING."""
 
 
-class IdempotencyKeyReused(ApplicationError):
+class IdempotencyKeyReused(Unprocessable):
     """An Idempotency-Key was sent again with a different order body."""
 
 

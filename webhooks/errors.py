@@ -1,4 +1,6 @@
-from core.errors import ApplicationError, PermanentError, TransientError
+"""Errors of webhooks; their kinds (core/errors.py) give their HTTP codes."""
+
+from core.errors import ApplicationError, Conflict, NotFound, PermanentError, TransientError
 
 
 class TargetRefused(PermanentError):
@@ -13,19 +15,19 @@ class UnknownEventTypes(ApplicationError):
     """An endpoint must want at least one event type, and only known ones."""
 
 
-class EndpointNotFound(ApplicationError):
+class EndpointNotFound(NotFound):
     """No such endpoint (or not the caller's)."""
 
 
-class EndpointLimitReached(ApplicationError):
+class EndpointLimitReached(Conflict):
     """The owner has WEBHOOK_MAX_ENDPOINTS_PER_OWNER endpoints already."""
 
 
-class DeliveryNotFound(PermanentError):
+class DeliveryNotFound(PermanentError, NotFound):
     """No such delivery (or not the caller's); a message naming one is dead-lettered."""
 
 
-class DeliveryNotRedeliverable(ApplicationError):
+class DeliveryNotRedeliverable(Conflict):
     """The delivery is on its way already, or its endpoint is disabled."""
 
 

@@ -28,7 +28,7 @@ RETRY_AFTER = OpenApiParameter(
 
 
 def database_unavailable(retry: str) -> OpenApiResponse:
-    """The 503 of ordering.api.exceptions (the database failed), with what a retry does."""
+    """The 503 of core.api.exceptions (the database failed), with what a retry does."""
     return OpenApiResponse(
         Error,
         description=(

@@ -5,7 +5,7 @@ from django.db import InterfaceError, OperationalError, connection, connections
 from rest_framework.test import APIClient
 
 from chaos.proxy import free_port
-from ordering.api.exceptions import api_exception_handler
+from core.api.exceptions import api_exception_handler
 from ordering.models import Order
 
 ORDERS = "/api/orders/"

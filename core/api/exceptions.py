@@ -1,7 +1,7 @@
 """One place that turns domain errors into HTTP responses: DRF's EXCEPTION_HANDLER.
 
-The API's, so it lives with the API: its table names ordering's errors, which `core/` may
-not import. An error no row names is a 400, whichever app raised it.
+It knows no app: a domain error's kind (core/errors.py) gives its code, and an error of no
+kind here is a 400, whichever app raised it.
 """
 
 import logging
@@ -12,26 +12,14 @@ from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler, set_rollback
 
-from core.errors import ApplicationError
-from webhooks.errors import (
-    DeliveryNotFound,
-    DeliveryNotRedeliverable,
-    EndpointLimitReached,
-    EndpointNotFound,
-)
-
-from ..errors import IdempotencyKeyReused, OrderNotCancelable, OrderNotFound
+from core.errors import ApplicationError, Conflict, NotFound, Unprocessable
 
 logger = logging.getLogger(__name__)
 
 HTTP_STATUS_OF: dict[type[ApplicationError], int] = {
-    OrderNotFound: status.HTTP_404_NOT_FOUND,
-    OrderNotCancelable: status.HTTP_409_CONFLICT,
-    IdempotencyKeyReused: status.HTTP_422_UNPROCESSABLE_ENTITY,
-    EndpointNotFound: status.HTTP_404_NOT_FOUND,
-    DeliveryNotFound: status.HTTP_404_NOT_FOUND,
-    DeliveryNotRedeliverable: status.HTTP_409_CONFLICT,
-    EndpointLimitReached: status.HTTP_409_CONFLICT,
+    NotFound: status.HTTP_404_NOT_FOUND,
+    Conflict: status.HTTP_409_CONFLICT,
+    Unprocessable: status.HTTP_422_UNPROCESSABLE_ENTITY,
 }
 
 
