@@ -79,6 +79,7 @@ def test_the_owner_is_refused_as_a_process_login(settings):
         (["celery", "-A", "config", "worker", "-Qwebhooks"], "webhooks"),
         (["celery", "-A", "config", "worker", "--queues=webhooks,billing"], "worker"),
         (["manage.py", "relay_outbox"], "relay"),
+        (["manage.py", "relay_outbox", "--lane", "webhooks"], "relay"),  # webhooks_relay
         (["manage.py", "consume_dead_letters"], "deadletters"),
         (["manage.py", "release"], "release"),
         (["manage.py", "migrate"], None),
