@@ -10,7 +10,7 @@ from kombu import Connection
 
 from messaging.broker_users import BrokerUsersError, _ctl
 
-from .conftest import role_urls
+from ..live.least_privilege import role_urls
 
 
 def permissions_of(user: str, vhost: str) -> list[str]:

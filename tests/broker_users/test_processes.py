@@ -27,9 +27,9 @@ from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
 
 from ..factories import UserFactory
+from ..live.least_privilege import release, role_env
 from ..live.system import LiveSystem, database_url, process_env
 from ..live.wait import wait_until
-from .conftest import release, role_env
 
 pytestmark = [pytest.mark.timeout(240)]
 

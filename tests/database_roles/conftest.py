@@ -15,12 +15,7 @@ from django.db import connection
 from database_roles.grants import GRANTS
 from database_roles.services import Login, setup_roles
 
-
-def _drop(cursor, user: str) -> None:
-    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [user])
-    if cursor.fetchone():
-        cursor.execute(f"DROP OWNED BY {connection.ops.quote_name(user)}")
-        cursor.execute(f"DROP ROLE {connection.ops.quote_name(user)}")
+from ..live.least_privilege import drop_database_role
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +34,7 @@ def process_logins(django_db_setup, django_db_blocker) -> dict[str, Login]:
             connection.close()  # a test may have left it connected as a role
             with connection.cursor() as cursor:
                 for login in logins.values():
-                    _drop(cursor, login.user)
+                    drop_database_role(cursor, login.user)
 
 
 def connect(login: Login) -> psycopg.Connection:

@@ -4,11 +4,14 @@ import json
 import subprocess
 import time
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from django.db import connection
 from django.utils import timezone
+from kombu.utils.url import parse_url
 from rest_framework.authtoken.models import Token
 
 from chaos.broker import wait_for_empty_work_queues
@@ -17,10 +20,12 @@ from chaos.processes import ROOT, ManagedProcess, venv_bin
 from chaos.proxy import free_port
 from chaos.receiver import Receiver
 from fakegateway.models import FakeGatewayCharge
+from messaging.broker_users import _ctl
 from ordering.models import Order
 from ordering.state_machine import TERMINAL_STATUSES
 
 from ..factories import OrderFactory, UserFactory
+from ..live.least_privilege import broker_users_made, database_role_env, role_env
 from ..live.system import database_url, process_env
 from ..live.wait import wait_until
 
@@ -69,7 +74,6 @@ def test_web_comes_first_so_honcho_gives_it_port():
 
 
 def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfile_env):
-    port = free_port()
     assert set(procfile()) == {
         "web",
         "release",
@@ -80,11 +84,73 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
         "deadletters",
         "beat",
     }
+    run_the_procfile(procfile_env)
+
+
+def test_the_procfile_runs_with_a_broker_user_and_a_database_role_per_process(procfile_env):
+    """Least privilege as a deployment sets it up: every process connects as its own broker
+    user (BROKER_URL_<PROCESS>) and database role (DATABASE_URL_<PROCESS>, made and granted
+    by the release), and the whole pipeline, webhooks included, still does its work."""
+    with (
+        broker_users_made(procfile_env["CELERY_BROKER_URL"]) as broker_urls,
+        database_role_env(procfile_env["DATABASE_URL"]) as database_env,
+    ):
+        env = procfile_env | role_env(broker_urls) | database_env
+        env["STUCK_ORDER_SWEEP_SECONDS"] = "1"  # beat sends, as its own user, every second
+        seen = {}
+
+        def connected() -> None:
+            seen["database"] = database_users()
+            seen["broker"] = broker_users_connected()
+
+        output = run_the_procfile(env, while_up=connected)
+
+    assert "permission denied" not in output.lower()
+    assert "access_refused" not in output.lower()
+    roles = {
+        urlsplit(url).username: name.removeprefix("DATABASE_URL_").lower()
+        for name, url in database_env.items()
+    }
+    assert {roles[user] for user in seen["database"] if user in roles} >= {
+        "web",
+        "worker",
+        "webhooks",
+        "relay",
+    }
+    users = {parse_url(url)["userid"]: role for role, url in broker_urls.items()}
+    assert {users[user] for user in seen["broker"] if user in users} >= {
+        "worker",
+        "webhooks",
+        "relay",
+        "deadletters",
+        "beat",
+    }
+
+
+def database_users() -> set[str]:
+    """The users connected to the test database now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database()"
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def broker_users_connected() -> set[str]:
+    """The users connected to the broker's node now."""
+    return set(_ctl(None, "list_connections", "user").split())
+
+
+def run_the_procfile(env: dict[str, str], while_up: Callable[[], None] = lambda: None) -> str:
+    """`honcho start` on `env`: 100 orders of MIX posted by 10 clients finish as expected and
+    are charged once, and the client subscribed to webhooks is told each of its outcomes;
+    `while_up()` then runs with every process still up. Returns honcho's output."""
+    port = free_port()
     receiver = Receiver().start()  # one client's webhook endpoint, on loopback
     honcho = ManagedProcess(
         "honcho",
         [venv_bin("honcho"), "start"],  # every Procfile process, release included
-        procfile_env | {"PORT": str(port), "WEBHOOK_ALLOW_LOOPBACK": "1"},
+        env | {"PORT": str(port), "WEBHOOK_ALLOW_LOOPBACK": "1"},
     ).start()
     try:
         honcho.wait_for_output(r"ready\.", timeout=60)
@@ -138,10 +204,12 @@ def test_honcho_start_runs_the_pipeline_and_100_orders_finish_as_expected(procfi
             for event in (json.loads(request.body) for request in receiver.taken())
         }
         assert told == outcomes
-        wait_for_empty_work_queues(procfile_env["CELERY_BROKER_URL"])
+        wait_for_empty_work_queues(env["CELERY_BROKER_URL"])
+        while_up()
     finally:
         honcho.stop()
         receiver.stop()
+    return honcho.output()
 
 
 def test_beat_sends_the_stuck_order_sweep_to_the_procfile_worker(procfile_env):

@@ -13,6 +13,7 @@ EXPECTED = {
     "worker": "worker",
     "webhooks": "webhooks",
     "relay": "relay",
+    "webhooks_relay": "relay",
     "deadletters": "deadletters",
     "beat": "beat",
 }
