@@ -105,7 +105,8 @@ def parse_args(argv: list[str]) -> tuple[Config, Path | None]:
         type=int,
         default=0,
         help="the webhook receiver every buyer subscribes down, slow past the sender's timeout, "
-        "then answering 500, in turn (starts a webhooks worker and the receiver)",
+        "answering 500, then the webhooks worker SIGKILLed with a request out, in turn "
+        "(starts a webhooks worker and the receiver)",
     )
     add("--receiver-fault-seconds", type=float, default=5, help="how long each lasts")
     add("--report", type=Path, help="write the figures as JSON here")

@@ -211,6 +211,7 @@ class ChaosRun:
         self.posted_lock = threading.Lock()
         self.load_done = threading.Event()
         self.receiver: Receiver | None = None  # the webhook receiver, with receiver faults
+        self.webhooks_worker: ManagedProcess | None = None  # and the worker that sends to it
 
     # --- the system ---------------------------------------------------------------------
 
@@ -291,7 +292,8 @@ class ChaosRun:
         if self.config.receiver_faults:  # the Procfile's webhooks worker, and a receiver
             hostname = "chaoswebhooks@%h"
             argv = celery_worker_argv(hostname=hostname, queues="webhooks", concurrency=4)
-            webhook_workers = [ManagedProcess("webhooks", argv, env, log_dir)]
+            self.webhooks_worker = ManagedProcess("webhooks", argv, env, log_dir)
+            webhook_workers = [self.webhooks_worker]
             self.processes += webhook_workers
             self.worker_names.append(host_format(hostname))
             self.receiver = Receiver(delay=3 * WEBHOOK_TIMEOUT_SECONDS).start()
@@ -479,9 +481,13 @@ class ChaosRun:
             self.relay_killed() if kind == "relay_kill" else self.relay_paused()
             return kind
         elif event == "receiver_fault":
-            kind = list(RECEIVER_FAULTS)[self.run.fired["receiver_fault"] % len(RECEIVER_FAULTS)]
+            kinds = [*RECEIVER_FAULTS, "webhooks_worker_kill"]
+            kind = kinds[self.run.fired["receiver_fault"] % len(kinds)]
             self.run.fired["receiver_fault"] += 1
-            self.receiver_fault(RECEIVER_FAULTS[kind])
+            if kind == "webhooks_worker_kill":
+                self.webhooks_worker_killed()
+            else:
+                self.receiver_fault(RECEIVER_FAULTS[kind])
             return kind
         self.run.fired[event] += 1
         return event
@@ -749,6 +755,27 @@ class ChaosRun:
         self.run.log_fault(
             f"webhook receiver {what} for {seconds:.0f} s: {took}{len(waiting)} deliveries "
             f"pending; back to OK, {caught_up}"
+        )
+
+    def webhooks_worker_killed(self) -> None:
+        """The webhooks worker SIGKILLed with its pool while a request is out (the receiver
+        slow to answer), then started again as a supervisor would. What it held, the request
+        and what it had prefetched, comes back from the broker and must end: sent again,
+        so the receiver may take it twice."""
+        heard = len(self.receiver.received)
+        self.receiver.set(SLOW)
+        try:
+            deadline = time.monotonic() + 30
+            while len(self.receiver.received) == heard and time.monotonic() < deadline:
+                time.sleep(0.02)  # until a request is out
+            out = len(self.receiver.received) - heard
+            held = _pending_deliveries()
+            killed = kill_worker(self.webhooks_worker)
+        finally:
+            self.receiver.set(OK)
+        caught_up = self._deliveries_ended(held, timeout=120)
+        self.run.log_fault(
+            f"{killed}, {out} request(s) out and {len(held)} deliveries pending; {caught_up}"
         )
 
     def _deliveries_ended(self, delivery_ids: set, timeout: float = 60) -> str:

@@ -62,15 +62,17 @@ KINDS = {
          r"relay paused \(SIGSTOP\) for 6 s with [1-9]\d* unpublished outbox rows waiting; "
          r"resumed, the backlog published in \d+\.\d s"],
     ),
-    "receiver_fault": (  # paced so that orders still flow during the third
-        ["--receiver-faults", "3", "--receiver-fault-seconds", "4",
-         "--orders", "80", "--rate", "3"],
+    "receiver_fault": (  # paced so that orders still flow during the fourth
+        ["--receiver-faults", "4", "--receiver-fault-seconds", "4",
+         "--orders", "150", "--rate", "3"],
         [r"webhook receiver down \(port closed\) for 4 s: [1-9]\d* deliveries pending; back to "
          r"OK, they ended in \d+\.\d s",
          r"webhook receiver answering after 3 s \(the sender waits 1 s\) for 4 s: [1-9]\d* "
          r"request\(s\) not taken, \d+ deliveries pending; back to OK, they ended in \d+\.\d s",
          r"webhook receiver answering 500 for 4 s: [1-9]\d* request\(s\) not taken, \d+ "
-         r"deliveries pending; back to OK, they ended in \d+\.\d s"],
+         r"deliveries pending; back to OK, they ended in \d+\.\d s",
+         r"SIGKILL worker webhooks \(pid \d+\) and all its children; restarted, [1-9]\d* "
+         r"request\(s\) out and [1-9]\d* deliveries pending; they ended in \d+\.\d s"],
     ),
 }  # fmt: skip
 
