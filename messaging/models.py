@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from .topology import MAIN_LANE
+
 
 class OutboxMessage(models.Model):
     """A message to publish, written in the same transaction as the change that causes it.
@@ -17,7 +19,7 @@ class OutboxMessage(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     task_name = models.CharField(max_length=200)
     # Which relay publishes it (messaging.topology.lane_of): webhook deliveries have their own.
-    lane = models.CharField(max_length=50, default="main")
+    lane = models.CharField(max_length=50, default=MAIN_LANE)
     kwargs = models.JSONField(default=dict)
     headers = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
